@@ -1,0 +1,37 @@
+# Two commands on a fresh machine:  make grade  (set up, grade the example class)  and  make test.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+SUBMISSIONS ?= examples/submissions
+OUT    ?= grades
+
+.PHONY: install test test-all grade check notebooks bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@sh scripts/install-bubblewrap.sh
+	@touch $(STAMP)
+
+install: $(STAMP)  ## venv with CPU torch, the package and its test tools; bubblewrap when possible
+
+test: install  ## the default test run (slow tests left out)
+	$(PY) -m pytest -q
+
+test-all: install  ## every test, slow ones included
+	$(PY) -m pytest -q -m ""
+
+grade: install  ## grade $(SUBMISSIONS) into $(OUT)
+	$(PY) -m autograder grade $(SUBMISSIONS) --out $(OUT) -j $(JOBS)
+
+notebooks: install  ## rebuild the template and the solution notebook from their sources
+	$(PY) student_template/build.py
+
+bench: install  ## grade-time vs nbconvert --execute time, side by side
+	$(PY) bench/grade_vs_execute.py
+
+clean:
+	rm -rf $(OUT) .pytest_cache

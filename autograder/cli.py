@@ -1,0 +1,119 @@
+"""Command line: thin wrappers over the library, sharing its defaults.
+
+    python -m autograder grade SUBMISSIONS --out OUT [-j N] [--seed S] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import inspect
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from autograder.contract import BY_ID, MAX_TOTAL, QUESTION_IDS
+from autograder.runner import Outcome, grade_class
+from autograder.sandbox import isolation
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0  # graded, whatever the scores
+    UNGRADABLE = 1  # some submissions could not be graded
+    USAGE = 2
+    INTERNAL = 3
+
+
+_DEFAULTS = inspect.signature(grade_class).parameters
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description="Grade deep-generative-models notebooks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    grade = sub.add_parser("grade", help="grade a folder of submitted notebooks")
+    grade.add_argument("submissions", type=Path, help="folder of <student>.ipynb or <student>/<one>.ipynb")
+    grade.add_argument("--out", type=Path, default=Path("grades"), help="output folder (default: grades)")
+    grade.add_argument("-j", "--jobs", type=int, default=_DEFAULTS["jobs"].default, help="parallel student processes")
+    grade.add_argument("--seed", type=int, default=_DEFAULTS["seed"].default, help="grading seed (default: 0)")
+    grade.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
+    return parser
+
+
+def _summary_table(outcomes: list[Outcome]) -> Table:
+    table = Table(title="Per-question summary", title_justify="left")
+    for col in ("question", "function", "mean", "max", "full marks"):
+        table.add_column(col, justify="left" if col in ("question", "function") else "right")
+    graded = [o for o in outcomes if o.gradable] or outcomes
+    for qid in QUESTION_IDS:
+        scores = [o.scores.get(qid, 0.0) for o in graded]
+        full = sum(s >= BY_ID[qid].points for s in scores)
+        mean = sum(scores) / len(scores) if scores else 0.0
+        table.add_row(qid, BY_ID[qid].name, f"{mean:.2f}", str(BY_ID[qid].points), f"{full}/{len(scores)}")
+    return table
+
+
+def _students_table(outcomes: list[Outcome]) -> Table:
+    table = Table(title="Students", title_justify="left")
+    table.add_column("student")
+    table.add_column("total", justify="right")
+    table.add_column("status")
+    for o in outcomes:
+        table.add_row(o.student, f"{sum(o.scores.values()):g} / {MAX_TOTAL}", o.status)
+    return table
+
+
+def _grade(args: argparse.Namespace, console: Console) -> ExitCode:
+    if not args.submissions.is_dir():
+        console.print(f"[red]error:[/] {args.submissions} is not a folder")
+        return ExitCode.USAGE
+    if args.jobs < 1:
+        console.print("[red]error:[/] -j must be at least 1")
+        return ExitCode.USAGE
+    iso = isolation.detect()
+    for warning in iso.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    progress = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[last]}"), console=console, disable=args.json or not console.is_terminal)
+    with progress:
+        task = progress.add_task("grading", total=None, last="")
+        outcomes = grade_class(
+            args.submissions, args.out, jobs=args.jobs, seed=args.seed,
+            on_start=lambda n: progress.update(task, total=n),
+            on_done=lambda o: progress.update(task, advance=1, last=o.student),
+        )
+    ungradable = [o for o in outcomes if not o.gradable]
+    if args.json:
+        print(json.dumps({
+            "isolation": iso.level,
+            "students": [{"student": o.student, "total": round(sum(o.scores.values()), 2), "status": o.status,
+                          "scores": o.scores, "resumed": o.resumed} for o in outcomes],
+        }, indent=2))
+    else:
+        console.print(_students_table(outcomes))
+        console.print(_summary_table(outcomes))
+        resumed = sum(o.resumed for o in outcomes)
+        console.print(f"Graded {len(outcomes)} submissions ({resumed} unchanged since the last run, isolation: {iso.level}).")
+        console.print(f"Gradebook: {args.out / 'gradebook.csv'}; per-student results.json and feedback.md in {args.out}/")
+    return ExitCode.UNGRADABLE if ungradable else ExitCode.OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return ExitCode.USAGE if exc.code else ExitCode.OK
+    console = Console(stderr=False, highlight=False)
+    try:
+        return int({"grade": _grade}[args.command](args, console))
+    except KeyboardInterrupt:
+        console.print("interrupted: finished submissions are saved; run the same command again to resume")
+        return ExitCode.INTERNAL
+    except Exception:  # noqa: BLE001 - a grader bug: say so and exit 3
+        traceback.print_exc()
+        console.print("[red]internal error[/]: this is a bug in the grader, not in a submission")
+        return ExitCode.INTERNAL

@@ -1,0 +1,104 @@
+"""Grade one submission: a pure function of (notebook bytes, grader version, seed).
+
+``grade_notebook`` runs every check of every question against the student's
+code in a sandboxed student process and returns a ``Graded`` record; it
+reads and writes no file, so a pool, a Dask cluster or a Gradescope
+container can run it as one job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from autograder import __version__
+from autograder.checks import QUESTIONS, CheckResult, run_check, skipped
+from autograder.checks.framework import QUESTION_SECONDS
+from autograder.contract import BY_ID, QUESTION_IDS
+from autograder.notebook import Answer, NotebookError, read_notebook
+from autograder.sandbox.process import Sandbox
+from autograder.sandbox.session import CellRun, StudentSession
+from autograder.scoring import question_scores
+
+
+@dataclass(frozen=True)
+class Graded:
+    """Everything the reports need about one graded submission."""
+
+    key: str
+    status: str
+    scores: dict[str, float]
+    checks: tuple[CheckResult, ...]
+    cells: tuple[CellRun, ...]
+    answers: dict[str, Answer]
+    gradable: bool
+    seconds: float = field(compare=False, default=0.0)
+
+    @property
+    def total(self) -> float:
+        return round(sum(self.scores.values()), 2)
+
+
+def submission_key(data: bytes, seed: int) -> str:
+    """Identifies a grading job: same notebook, grader version and seed → same results."""
+    return hashlib.sha256(b"%s\0%d\0" % (__version__.encode(), seed) + data).hexdigest()
+
+
+def _missing_reason(kind: str, name: str, cells: tuple[CellRun, ...]) -> str:
+    broken = [c for c in cells if c.status != "ok"]
+    why = f" (code cell {broken[0].index + 1}: {broken[0].error})" if broken else ""
+    if kind == "missing":
+        return f"{name} is not defined{why}"
+    return f"{name} is a {kind.split('(')[0]}, not what the contract asks for{why}"
+
+
+def _status(cells: tuple[CellRun, ...], checks: tuple[CheckResult, ...]) -> str:
+    """``ok``, or one line on the worst thing that happened."""
+    for wanted in (("timeout", "crash", "broken", "skipped"), ("error",)):
+        for cell in cells:
+            if cell.status in wanted:
+                verb = {"error": "raised", "timeout": "", "crash": "", "broken": "", "skipped": ""}[cell.status]
+                return f"code cell {cell.index + 1} {verb + ' ' if verb else ''}{cell.error}".strip()[:200]
+        if wanted[0] == "timeout":
+            for result in checks:
+                if result.status in ("timeout", "crash"):
+                    reason = result.message.split("got      : ", 1)[-1].split("\n", 1)[0]
+                    return f"{result.qid} {BY_ID[result.qid].name}: {reason}"[:200]
+    return "ok"
+
+
+def grade_notebook(data: bytes, *, sandbox: Sandbox, seed: int = 0, qids: tuple[str, ...] = QUESTION_IDS) -> Graded:
+    """Grade notebook ``data`` with the student process of ``sandbox``."""
+    start = time.monotonic()
+    key = submission_key(data, seed)
+    try:
+        notebook = read_notebook(data)
+    except NotebookError as exc:
+        results = tuple(skipped(c, exc.reason) for q in qids for c in QUESTIONS[q])
+        return Graded(key, exc.reason, question_scores(results, qids), results, (), {}, False, time.monotonic() - start)
+    results: list[CheckResult] = []
+    with StudentSession(sandbox, notebook.code_cells) as session:
+        cells = tuple(session.runs[c.index] for c in notebook.code_cells)
+        kinds = session.describe([BY_ID[q].name for q in qids])
+        for qid in qids:
+            entry = BY_ID[qid]
+            kind = kinds[entry.name]
+            wanted = "dict" if qid == "A1" else "function("
+            if not kind.startswith(wanted):
+                reason = _missing_reason(kind, entry.name, cells)
+                results += [skipped(c, reason) for c in QUESTIONS[qid]]
+                continue
+            deadline = time.monotonic() + QUESTION_SECONDS
+            stop: str | None = None
+            for check in QUESTIONS[qid]:
+                if stop is not None:
+                    results.append(skipped(check, stop))
+                    continue
+                result = run_check(session, check, seed, deadline)
+                results.append(result)
+                if result.status in ("timeout", "crash"):
+                    stop = f"not run: an earlier check of {qid} ended with a {result.status}"
+    checks = tuple(results)
+    return Graded(key, _status(cells, checks), question_scores(checks, qids), checks, cells, notebook.answers, True,
+                  time.monotonic() - start)

@@ -1,0 +1,269 @@
+"""Plain-data encoding of values that cross the sandbox boundary (no pickle).
+
+Both sides import this module: the grader to encode arguments and decode
+replies, the student process to decode arguments and encode return values.
+Frames are length-prefixed JSON. Decoding is strict and bounded: a hostile
+reply can make a check fail, never make the grader run code or run out of
+memory.
+
+Encoding (JSON values, tags start with ``$``)::
+
+    None, bool, str, int (|i| < 2**63)     as themselves
+    float                                   as itself, or {"$f": "nan" | "inf" | "-inf"}
+    tensor / ndarray                        {"$t": dtype, "s": shape, "d": base64, ["g": grad id]}
+    tuple                                   {"$tuple": [...]}
+    list                                    [...]
+    dict (str or int keys)                  {"$dict": [[key, value], ...]}
+    sympy expression                        {"$sym": tree}          (student → grader)
+    callable description                    {"$fn": kind, "p": {...}} (grader → student)
+    anything else                           {"$obj": type name}     (student → grader)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "int16": torch.int16,
+    "int8": torch.int8,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+}
+_DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+
+MAX_FRAME_BYTES = 256 * 2**20
+MAX_DEPTH = 32
+_HEADER = struct.Struct("!Q")
+
+
+class WireError(ValueError):
+    """A frame or value that does not follow the protocol."""
+
+
+@dataclass(frozen=True)
+class Fn:
+    """A plain description of a callable, rebuilt on the student side by ``builders``."""
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A tensor argument the student side makes a leaf requiring grad, known by ``grad_id``."""
+
+    tensor: torch.Tensor
+    grad_id: str
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A student value of a type the wire does not carry (only its type name)."""
+
+    type_name: str
+
+
+@dataclass(frozen=True)
+class SympyTree:
+    """A sympy expression as a nested list tree; rebuilt by the grader's whitelist."""
+
+    tree: Any
+
+
+def tensor_to_wire(t: torch.Tensor, grad_id: str | None = None) -> dict[str, Any]:
+    with torch._C.DisableTorchFunction():
+        data = torch.Tensor.detach(t).cpu().contiguous()
+        dtype = _DTYPE_NAMES.get(data.dtype)
+        if dtype is None:
+            raise WireError(f"tensor dtype {data.dtype} is not supported")
+        shape = [int(s) for s in data.shape]
+        if dtype == "bfloat16":
+            raw = data.view(torch.int16).numpy().tobytes()
+        else:
+            raw = data.numpy().tobytes()
+    out: dict[str, Any] = {"$t": dtype, "s": shape, "d": base64.b64encode(raw).decode("ascii")}
+    if grad_id is not None:
+        out["g"] = grad_id
+    return out
+
+
+def tensor_from_wire(obj: dict[str, Any]) -> torch.Tensor:
+    dtype_name = obj.get("$t")
+    shape = obj.get("s")
+    data = obj.get("d")
+    if dtype_name not in DTYPES or not isinstance(shape, list) or not isinstance(data, str):
+        raise WireError("malformed tensor")
+    if len(shape) > 16 or not all(isinstance(s, int) and 0 <= s < 2**40 for s in shape):
+        raise WireError(f"malformed tensor shape {shape!r:.80}")
+    raw = base64.b64decode(data, validate=True)
+    dtype = DTYPES[dtype_name]
+    n = math.prod(shape)
+    if len(raw) != n * torch.empty((), dtype=dtype).element_size():
+        raise WireError(f"tensor data has {len(raw)} bytes, shape {shape} needs another size")
+    storage_dtype = torch.int16 if dtype == torch.bfloat16 else dtype
+    flat = torch.frombuffer(bytearray(raw), dtype=storage_dtype) if raw else torch.empty(0, dtype=storage_dtype)
+    if dtype == torch.bfloat16:
+        flat = flat.view(torch.bfloat16)
+    return flat.reshape(shape).clone()
+
+
+def encode(value: Any, _depth: int = 0, *, lenient: bool = False) -> Any:
+    """Encode a Python value as JSON-compatible plain data.
+
+    With ``lenient`` (the student side), a value the wire cannot carry becomes
+    ``{"$obj": type name}`` instead of raising, so the grader can say what it got.
+    """
+    try:
+        return _encode(value, _depth, lenient)
+    except WireError:
+        if not lenient:
+            raise
+        return {"$obj": type(value).__name__}
+
+
+def _encode(value: Any, _depth: int, lenient: bool) -> Any:
+    if _depth > MAX_DEPTH:
+        raise WireError("value nested too deeply")
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise WireError("integer out of range")
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"$f": repr(float(value))}
+    if isinstance(value, torch.Tensor):
+        return tensor_to_wire(value)
+    if isinstance(value, Leaf):
+        return tensor_to_wire(value.tensor, value.grad_id)
+    if isinstance(value, Fn):
+        return {"$fn": value.kind, "p": {k: encode(v, _depth + 1, lenient=lenient) for k, v in value.params.items()}}
+    if isinstance(value, tuple):
+        return {"$tuple": [encode(v, _depth + 1, lenient=lenient) for v in value]}
+    if isinstance(value, list):
+        return [encode(v, _depth + 1, lenient=lenient) for v in value]
+    if isinstance(value, dict):
+        items = []
+        for k, v in value.items():
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise WireError(f"dict key of type {type(k).__name__} is not supported")
+            items.append([k, encode(v, _depth + 1, lenient=lenient)])
+        return {"$dict": items}
+    if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
+        return tensor_to_wire(torch.as_tensor(value))
+    if type(value).__module__.startswith("sympy"):
+        return {"$sym": _sympy_tree(value, 0)}
+    raise WireError(f"values of type {type(value).__name__} cannot be sent")
+
+
+def decode(obj: Any, *, build_fn=None, leaves: dict | None = None, _depth: int = 0) -> Any:
+    """Decode plain data.
+
+    Student side only: ``build_fn(kind, params)`` rebuilds callables, and
+    tensors tagged with a grad id become leaves that require grad, collected
+    in ``leaves`` by id.
+    """
+    if _depth > MAX_DEPTH:
+        raise WireError("value nested too deeply")
+    if obj is None or isinstance(obj, (bool, str, int, float)):
+        return obj
+    if isinstance(obj, list):
+        return [decode(v, build_fn=build_fn, leaves=leaves, _depth=_depth + 1) for v in obj]
+    if not isinstance(obj, dict) or len(obj) == 0:
+        raise WireError("malformed value")
+    tag = next(iter(obj))
+    if tag == "$t":
+        tensor = tensor_from_wire(obj)
+        if leaves is not None and isinstance(obj.get("g"), str):
+            leaves[obj["g"]] = tensor.requires_grad_(True)
+        return tensor
+    if tag == "$f" and obj["$f"] in ("nan", "inf", "-inf"):
+        return float(obj["$f"])
+    if tag == "$tuple" and isinstance(obj[tag], list):
+        return tuple(decode(v, build_fn=build_fn, leaves=leaves, _depth=_depth + 1) for v in obj[tag])
+    if tag == "$dict" and isinstance(obj[tag], list):
+        out = {}
+        for item in obj[tag]:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], (str, int))):
+                raise WireError("malformed dict item")
+            out[item[0]] = decode(item[1], build_fn=build_fn, leaves=leaves, _depth=_depth + 1)
+        return out
+    if tag == "$fn" and build_fn is not None:
+        params = {k: decode(v, build_fn=build_fn, leaves=leaves, _depth=_depth + 1) for k, v in obj["p"].items()}
+        return build_fn(obj["$fn"], params)
+    if tag == "$sym":
+        return SympyTree(obj["$sym"])
+    if tag == "$obj" and isinstance(obj["$obj"], str):
+        return Opaque(obj["$obj"][:100])
+    raise WireError(f"unknown tag {tag!r:.40}")
+
+
+def _sympy_tree(expr: Any, depth: int) -> Any:
+    """``expr`` as ``[class name, *children]`` with numbers as strings (student side)."""
+    if depth > 200:
+        raise WireError("sympy expression nested too deeply")
+    import sympy
+
+    if isinstance(expr, sympy.Symbol):
+        return ["Symbol", str(expr.name)]
+    if isinstance(expr, sympy.Integer):
+        return ["Integer", str(int(expr))]
+    if isinstance(expr, sympy.Rational):
+        return ["Rational", str(int(expr.p)), str(int(expr.q))]
+    if isinstance(expr, sympy.Float):
+        return ["Float", repr(float(expr))]
+    if isinstance(expr, sympy.NumberSymbol) or expr in (sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
+        return ["Constant", str(expr)]
+    if not isinstance(expr, sympy.Basic):
+        raise WireError(f"a {type(expr).__name__} inside a sympy expression cannot be sent")
+    return [type(expr).__name__, *[_sympy_tree(a, depth + 1) for a in expr.args]]
+
+
+# -- frames ------------------------------------------------------------------
+
+
+def write_frame(fd: int, message: dict[str, Any]) -> None:
+    """Write one length-prefixed JSON frame to ``fd``."""
+    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    data = _HEADER.pack(len(body)) + body
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def read_exactly(fd: int, n: int) -> bytes:
+    """Blocking read of ``n`` bytes; ``EOFError`` when the other side is gone."""
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError("the other side closed the channel")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int) -> dict[str, Any]:
+    """Blocking read of one frame (used on the trusted side of a channel)."""
+    (size,) = _HEADER.unpack(read_exactly(fd, _HEADER.size))
+    if size > MAX_FRAME_BYTES:
+        raise WireError(f"frame of {size} bytes is too large")
+    message = json.loads(read_exactly(fd, size))
+    if not isinstance(message, dict):
+        raise WireError("a frame must hold a JSON object")
+    return message
