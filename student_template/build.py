@@ -1,7 +1,7 @@
 """Build the student notebook and the solution notebook from their text sources.
 
-    python student_template/build.py          # writes both notebooks
-    python student_template/build.py --check  # exit 1 if either is out of date
+    python student_template/build.py          # writes every notebook
+    python student_template/build.py --check  # exit 1 if one is out of date
 
 ``assignment_source.md`` holds the notebook's cells between marker lines
 (``<!-- markdown -->``, ``<!-- code -->``, ``<!-- code: NAME -->``,
@@ -26,7 +26,8 @@ ROOT = HERE.parent
 SOURCE = HERE / "assignment_source.md"
 ANSWERS = HERE / "model_answers.md"
 TEMPLATE_OUT = HERE / "assignment.ipynb"
-SOLUTION_OUT = ROOT / "examples" / "submissions" / "solution.ipynb"
+EXAMPLES = ROOT / "examples" / "submissions"
+SOLUTION_OUT = EXAMPLES / "solution.ipynb"
 
 _MARKER = re.compile(r"^<!-- (markdown|code|answer)(?::\s*(\S+))? -->\s*$")
 _KERNEL = {
@@ -108,14 +109,18 @@ class SolutionWriter:
             self.indexes[module] = _ModuleIndex(module)
         return self.indexes[module]
 
-    def code_for(self, name: str) -> str:
-        """The source of reference ``name`` preceded by whatever it needs not yet emitted."""
-        module = _module_of(name)
+    def parts_for(self, name: str) -> tuple[str, str]:
+        """``(support, definition)``: what ``name`` needs that was not emitted yet, and ``name`` itself."""
         imports: list[str] = []
         blocks: list[str] = []
-        self._emit(module, name, imports, blocks)
-        head = "\n".join(imports)
-        return (head + "\n\n\n" if head else "") + "\n\n\n".join(blocks)
+        self._emit(_module_of(name), name, imports, blocks)
+        support = "\n".join(imports) + ("\n\n\n" if imports and blocks[:-1] else "") + "\n\n\n".join(blocks[:-1])
+        return support, blocks[-1]
+
+    def code_for(self, name: str) -> str:
+        """The reference ``name`` with everything it needs, as one cell's code."""
+        support, definition = self.parts_for(name)
+        return f"{support}\n\n\n{definition}" if support else definition
 
     def _emit(self, module: str, name: str, imports: list[str], blocks: list[str]) -> None:
         if (module, name) in self.emitted:
@@ -148,21 +153,57 @@ def _cell(kind: str, body: str, tags: list[str] | None = None) -> dict:
     return cell
 
 
-def build(solution: bool) -> dict:
-    """The template (``solution=False``) or the solution notebook as a JSON-ready dict."""
+def build(solution: bool, replace: dict[str, str] | None = None) -> dict:
+    """The template (``solution=False``) or the solution notebook as a JSON-ready dict.
+
+    In the solution, the private helpers and imports that the reference
+    functions share go in one cell after the setup cell, so each graded cell
+    holds just its function; ``replace`` swaps a graded cell's code (the
+    example class's flawed students).
+    """
     answers = {label: body for kind, label, body in parse_cells(ANSWERS.read_text()) if kind == "answer"}
+    source = parse_cells(SOURCE.read_text())
     writer = SolutionWriter()
+    definitions: dict[str, str] = {}
+    support: list[str] = []
+    for kind, label, _ in source:
+        if solution and kind == "code" and label is not None:
+            needs, definitions[label] = writer.parts_for(label)
+            support += [needs] if needs else []
     cells = []
-    for kind, label, body in parse_cells(SOURCE.read_text()):
+    for kind, label, body in source:
         if kind == "markdown":
             cells.append(_cell("markdown", body))
         elif kind == "answer":
-            cells.append(_cell("markdown", answers[label] if solution else body, [f"answer:{label}"]))
+            cells.append(_cell("markdown", _model_answer(answers[label]) if solution else body, [f"answer:{label}"]))
         elif label is None:
             cells.append(_cell("code", body))
+            if support and len([c for c in cells if c["cell_type"] == "code"]) == 1:
+                cells.append(_cell("code", "# Helpers shared by the solutions below.\n" + "\n\n\n".join(support)))
         else:
-            cells.append(_cell("code", writer.code_for(label) if solution else body, [f"graded:{label}"]))
+            code = (replace or {}).get(label, definitions.get(label, body))
+            cells.append(_cell("code", code.strip("\n") if solution else body, [f"graded:{label}"]))
     return {"cells": cells, "metadata": _KERNEL, "nbformat": 4, "nbformat_minor": 5}
+
+
+def _model_answer(text: str) -> str:
+    """A model answer with the numbers it quotes computed by ``reference.kl_optima``."""
+    if "M_STAR" in text:
+        from reference.kl_optima import mode_seeking_onset
+
+        text = text.replace("M_STAR", f"{mode_seeking_onset():.2f}")
+    return text
+
+
+def notebooks() -> dict[Path, dict]:
+    """Every notebook this script writes: template, solution, blank and flawed example students."""
+    sys.path.insert(0, str(ROOT))
+    from examples.flawed import FLAWS
+
+    out = {TEMPLATE_OUT: build(False), SOLUTION_OUT: build(True), EXAMPLES / "blank_template.ipynb": build(False)}
+    for flaw in FLAWS:
+        out[EXAMPLES / f"{flaw.student}.ipynb"] = build(True, {flaw.name: flaw.source})
+    return out
 
 
 def render(nb: dict) -> str:
@@ -170,10 +211,9 @@ def render(nb: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    sys.path.insert(0, str(ROOT))
     stale = []
-    for path, solution in ((TEMPLATE_OUT, False), (SOLUTION_OUT, True)):
-        text = render(build(solution))
+    for path, nb in notebooks().items():
+        text = render(nb)
         if "--check" in argv:
             if not path.is_file() or path.read_text() != text:
                 stale.append(path)

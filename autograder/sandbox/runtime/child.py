@@ -204,7 +204,7 @@ class Server:
             encoded_grads = None if grads is None else [wire.encode(g, lenient=True) for g in grads]
             after = None
             if request.get("return_args"):
-                after = {"args": wire.encode(args, lenient=True), "kwargs": wire.encode(kwargs, lenient=True)}
+                after = wire.encode({"args": args, "kwargs": kwargs}, lenient=True)
         except BaseException as exc:  # noqa: BLE001
             self.output.take()
             return {"ok": False, "error": _error(exc)}
