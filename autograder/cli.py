@@ -1,6 +1,7 @@
 """Command line: thin wrappers over the library, sharing its defaults.
 
     python -m autograder grade SUBMISSIONS --out OUT [-j N] [--seed S] [--json]
+    python -m autograder check NOTEBOOK [-q ID ...]
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from autograder.contract import BY_ID, MAX_TOTAL, QUESTION_IDS
+from autograder.grading import grade_notebook
 from autograder.runner import Outcome, grade_class
 from autograder.sandbox import isolation
+from autograder.sandbox.process import Sandbox
 
 
 class ExitCode(enum.IntEnum):
@@ -41,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("-j", "--jobs", type=int, default=_DEFAULTS["jobs"].default, help="parallel student processes")
     grade.add_argument("--seed", type=int, default=_DEFAULTS["seed"].default, help="grading seed (default: 0)")
     grade.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
+    check = sub.add_parser("check", help="run the public checks on one notebook (exit 0 when all pass)")
+    check.add_argument("notebook", type=Path, help="the .ipynb to check")
+    check.add_argument("-q", "--question", action="append", choices=QUESTION_IDS, metavar="ID",
+                       help="check only this question id (repeatable)")
     return parser
 
 
@@ -102,6 +109,35 @@ def _grade(args: argparse.Namespace, console: Console) -> ExitCode:
     return ExitCode.UNGRADABLE if ungradable else ExitCode.OK
 
 
+def _check(args: argparse.Namespace, console: Console) -> ExitCode:
+    if not args.notebook.is_file():
+        console.print(f"[red]error:[/] {args.notebook} is not a file")
+        return ExitCode.USAGE
+    qids = tuple(args.question or QUESTION_IDS)
+    with Sandbox() as sandbox:
+        graded = grade_notebook(args.notebook.read_bytes(), sandbox=sandbox, qids=qids, public_only=True)
+    table = Table(title=f"Public checks of {args.notebook.name}", title_justify="left")
+    for col in ("question", "function", "public checks", "result"):
+        table.add_column(col)
+    for qid in qids:
+        mine = [r for r in graded.checks if r.qid == qid]
+        passed = sum(r.status == "passed" for r in mine)
+        ok = passed == len(mine)
+        table.add_row(qid, BY_ID[qid].name, f"{passed}/{len(mine)}", "[green]passed[/]" if ok else "[red]failed[/]")
+    console.print(table)
+    if graded.status != "ok":
+        console.print(f"notebook: {graded.status}")
+    failures = [r for r in graded.checks if r.status != "passed"]
+    for r in failures:
+        console.print(r.message, markup=False, soft_wrap=True)
+        console.print()
+    if failures:
+        console.print(f"{len(failures)} public check(s) failed. Hidden checks test more inputs and properties.")
+        return ExitCode.UNGRADABLE
+    console.print("Public checks passed. Hidden checks test more inputs and properties.")
+    return ExitCode.OK
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -109,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.USAGE if exc.code else ExitCode.OK
     console = Console(stderr=False, highlight=False)
     try:
-        return int({"grade": _grade}[args.command](args, console))
+        return int({"grade": _grade, "check": _check}[args.command](args, console))
     except KeyboardInterrupt:
         console.print("interrupted: finished submissions are saved; run the same command again to resume")
         return ExitCode.INTERNAL

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from autograder import __version__
 from autograder.checks import QUESTIONS, CheckResult, run_check, skipped
-from autograder.checks.framework import QUESTION_SECONDS
+from autograder.checks.framework import PUBLIC, QUESTION_SECONDS
 from autograder.contract import BY_ID, QUESTION_IDS
 from autograder.notebook import Answer, NotebookError, read_notebook
 from autograder.sandbox.process import Sandbox
@@ -68,14 +68,17 @@ def _status(cells: tuple[CellRun, ...], checks: tuple[CheckResult, ...]) -> str:
     return "ok"
 
 
-def grade_notebook(data: bytes, *, sandbox: Sandbox, seed: int = 0, qids: tuple[str, ...] = QUESTION_IDS) -> Graded:
-    """Grade notebook ``data`` with the student process of ``sandbox``."""
+def grade_notebook(
+    data: bytes, *, sandbox: Sandbox, seed: int = 0, qids: tuple[str, ...] = QUESTION_IDS, public_only: bool = False
+) -> Graded:
+    """Grade notebook ``data`` with the student process of ``sandbox`` (only public checks if ``public_only``)."""
     start = time.monotonic()
     key = submission_key(data, seed)
+    questions = {q: tuple(c for c in QUESTIONS[q] if c.visibility == PUBLIC or not public_only) for q in qids}
     try:
         notebook = read_notebook(data)
     except NotebookError as exc:
-        results = tuple(skipped(c, exc.reason) for q in qids for c in QUESTIONS[q])
+        results = tuple(skipped(c, exc.reason) for q in qids for c in questions[q])
         return Graded(key, exc.reason, question_scores(results, qids), results, (), {}, False, time.monotonic() - start)
     results: list[CheckResult] = []
     with StudentSession(sandbox, notebook.code_cells) as session:
@@ -87,11 +90,11 @@ def grade_notebook(data: bytes, *, sandbox: Sandbox, seed: int = 0, qids: tuple[
             wanted = "dict" if qid == "A1" else "function("
             if not kind.startswith(wanted):
                 reason = _missing_reason(kind, entry.name, cells)
-                results += [skipped(c, reason) for c in QUESTIONS[qid]]
+                results += [skipped(c, reason) for c in questions[qid]]
                 continue
             deadline = time.monotonic() + QUESTION_SECONDS
             stop: str | None = None
-            for check in QUESTIONS[qid]:
+            for check in questions[qid]:
                 if stop is not None:
                     results.append(skipped(check, stop))
                     continue

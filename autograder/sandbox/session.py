@@ -8,6 +8,8 @@ hangs or crashes costs that call; the session restarts for the next one.
 
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +49,78 @@ def _cell_seed(index: int) -> int:
     return 1_000_003 * (index + 1)
 
 
-class StudentSession:
+class Session(abc.ABC):
+    """Calls into a student's namespace; subclasses say how a request reaches it."""
+
+    call_seconds = 30.0
+
+    @abc.abstractmethod
+    def _request(self, request: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:
+        """Send one request; its reply (plain data)."""
+
+    def describe(self, names: list[str]) -> dict[str, str]:
+        """What each name is in the student's namespace: ``function(...)``, a type name or ``missing``."""
+        reply = self._request({"op": "describe", "names": names}, self.call_seconds, "describe")
+        found = reply.get("names")
+        if not isinstance(found, dict):
+            raise BrokenReply("describe answered without names", "describe")
+        return {n: str(found.get(n, "missing"))[:200] for n in names}
+
+    def get(self, name: str) -> Any:
+        """The value of the student's global ``name`` (as plain data)."""
+        reply = self._request({"op": "get", "name": name}, self.call_seconds, f"reading {name}")
+        if not reply.get("ok"):
+            error = reply.get("error")
+            raise StudentException(error if isinstance(error, dict) else {})
+        try:
+            return wire.decode(reply.get("value"))
+        except (wire.WireError, ValueError, TypeError) as exc:
+            raise BrokenReply(f"undecodable value ({exc})", f"reading {name}") from None
+
+    def call(
+        self,
+        name: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        seed: int,
+        grad: list[dict[str, Any]] | None = None,
+        return_args: bool = False,
+        seconds: float | None = None,
+    ) -> Reply:
+        """Call the student's ``name``; raises a ``StudentProcessError`` subclass on any failure."""
+        request = {
+            "op": "call",
+            "name": name,
+            "args": [wire.encode(a) for a in args],
+            "kwargs": {k: wire.encode(v) for k, v in (kwargs or {}).items()},
+            "seed": seed,
+            "grad": [
+                {"output": g.get("output"), "cotangent": None if g.get("cotangent") is None else wire.encode(g["cotangent"])}
+                for g in grad
+            ]
+            if grad
+            else None,
+            "return_args": return_args,
+        }
+        reply = self._request(request, seconds or self.call_seconds, f"the call of {name}")
+        if not reply.get("ok"):
+            error = reply.get("error")
+            raise StudentException(error if isinstance(error, dict) else {})
+        try:
+            value = wire.decode(reply.get("value"))
+            grads = None if reply.get("grads") is None else wire.decode(reply["grads"])
+            after = None if reply.get("args_after") is None else wire.decode(reply["args_after"])
+        except (wire.WireError, ValueError, TypeError) as exc:
+            raise BrokenReply(f"undecodable value ({exc})", f"the call of {name}") from None
+        return Reply(value, grads, after)
+
+class StudentSession(Session):
     """Run ``cells`` in ``sandbox`` and answer calls to the names they define."""
 
     def __init__(self, sandbox: Sandbox, cells: tuple[CodeCell, ...]) -> None:
         self.sandbox = sandbox
+        self.call_seconds = sandbox.limits.call_seconds
         self.cells = cells
         self.runs: dict[int, CellRun] = {}
         self.restarts = 0
@@ -110,63 +179,6 @@ class StudentSession:
                 self._run_cell(cell)
                 if self.restarts != generation:
                     return  # that replay failed and restarted (and replayed) again
-
-    def describe(self, names: list[str]) -> dict[str, str]:
-        """What each name is in the student's namespace: ``function(...)``, a type name or ``missing``."""
-        reply = self._request({"op": "describe", "names": names}, self.sandbox.limits.call_seconds, "describe")
-        found = reply.get("names")
-        if not isinstance(found, dict):
-            raise BrokenReply("describe answered without names", "describe")
-        return {n: str(found.get(n, "missing"))[:200] for n in names}
-
-    def get(self, name: str) -> Any:
-        """The value of the student's global ``name`` (as plain data)."""
-        reply = self._request({"op": "get", "name": name}, self.sandbox.limits.call_seconds, f"reading {name}")
-        if not reply.get("ok"):
-            error = reply.get("error")
-            raise StudentException(error if isinstance(error, dict) else {})
-        try:
-            return wire.decode(reply.get("value"))
-        except (wire.WireError, ValueError, TypeError) as exc:
-            raise BrokenReply(f"undecodable value ({exc})", f"reading {name}") from None
-
-    def call(
-        self,
-        name: str,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-        *,
-        seed: int,
-        grad: list[dict[str, Any]] | None = None,
-        return_args: bool = False,
-        seconds: float | None = None,
-    ) -> Reply:
-        """Call the student's ``name``; raises a ``StudentProcessError`` subclass on any failure."""
-        request = {
-            "op": "call",
-            "name": name,
-            "args": [wire.encode(a) for a in args],
-            "kwargs": {k: wire.encode(v) for k, v in (kwargs or {}).items()},
-            "seed": seed,
-            "grad": [
-                {"output": g.get("output"), "cotangent": None if g.get("cotangent") is None else wire.encode(g["cotangent"])}
-                for g in grad
-            ]
-            if grad
-            else None,
-            "return_args": return_args,
-        }
-        reply = self._request(request, seconds or self.sandbox.limits.call_seconds, f"the call of {name}")
-        if not reply.get("ok"):
-            error = reply.get("error")
-            raise StudentException(error if isinstance(error, dict) else {})
-        try:
-            value = wire.decode(reply.get("value"))
-            grads = None if reply.get("grads") is None else wire.decode(reply["grads"])
-            after = None if reply.get("args_after") is None else wire.decode(reply["args_after"])
-        except (wire.WireError, ValueError, TypeError) as exc:
-            raise BrokenReply(f"undecodable value ({exc})", f"the call of {name}") from None
-        return Reply(value, grads, after)
 
     def _request(self, request: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:
         if self._dead_reason is not None:

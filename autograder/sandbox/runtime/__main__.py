@@ -57,7 +57,7 @@ def main() -> None:
             try:
                 child.become_student(limits, scratch)
                 wire.write_frame(wfd, {"event": "started"})
-                child.Server(rfd, wfd).serve()
+                child.serve(rfd, wfd)
             finally:
                 os._exit(70)
         _, status = os.waitpid(pid, 0)

@@ -140,28 +140,16 @@ def _describe(namespace: dict[str, Any], name: str) -> str:
     return type(value).__name__
 
 
-class Server:
-    """Answers the grader's requests on a pair of file descriptors."""
+class Responder:
+    """Answers requests against one namespace (in the sandbox, or in a student's own kernel)."""
 
-    def __init__(self, rfd: int, wfd: int) -> None:
-        self.rfd, self.wfd = rfd, wfd
-        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    def __init__(self, namespace: dict[str, Any] | None = None) -> None:
+        self.namespace = namespace if namespace is not None else {"__name__": "__main__", "__builtins__": builtins}
         self.output = BoundedText()
-        self.pid = os.getpid()
-        sys.stdout = sys.stderr = self.output
 
-    def serve(self) -> None:
-        while True:
-            request = wire.read_frame(self.rfd)
-            op = request.get("op")
-            if op == "exit":
-                os._exit(0)
-            handler = {"run_cell": self.run_cell, "describe": self.describe, "get": self.get, "call": self.call}[op]
-            reply = handler(request)
-            if os.getpid() != self.pid:
-                os._exit(0)  # a process the student forked came back here: it may not answer
-            reply["id"] = request.get("id")
-            wire.write_frame(self.wfd, reply)
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        handler = {"run_cell": self.run_cell, "describe": self.describe, "get": self.get, "call": self.call}[request["op"]]
+        return handler(request)
 
     def _seed(self, seed: int) -> None:
         torch.manual_seed(seed)
@@ -222,3 +210,18 @@ class Server:
         grads = torch.autograd.grad(out, [leaves[n] for n in names], cot, retain_graph=True, allow_unused=True)
         return dict(zip(names, grads))
 
+
+def serve(rfd: int, wfd: int) -> None:
+    """The student process's loop: one reply per request, until ``exit``."""
+    responder = Responder()
+    sys.stdout = sys.stderr = responder.output
+    pid = os.getpid()
+    while True:
+        request = wire.read_frame(rfd)
+        if request.get("op") == "exit":
+            os._exit(0)
+        reply = responder.handle(request)
+        if os.getpid() != pid:
+            os._exit(0)  # a process the student forked came back here: it may not answer
+        reply["id"] = request.get("id")
+        wire.write_frame(wfd, reply)
