@@ -1,0 +1,119 @@
+"""Checks of Part D: correct solutions in any style earn full marks, each trap loses its points."""
+
+import pytest
+
+from tests.checks.conftest import failed, reference_source, score
+
+FULL = {"D1": 6, "D2": 4, "D3": 5}
+
+ALTERNATIVES = {
+    "D1": '''
+def quantize(z_e, codebook):
+    flat = z_e.reshape(-1, z_e.shape[-1])
+    d = torch.cdist(flat.double(), codebook.double()) ** 2
+    idx = d.argmin(1).reshape(z_e.shape[:-1])
+    e = codebook[idx]
+    return z_e + (e - z_e).detach(), idx
+''',
+    "D2": '''
+def vq_losses(z_e, codebook, indices, beta=0.25):
+    e = codebook[indices]
+    return F.mse_loss(e, z_e.detach()), beta * F.mse_loss(z_e, e.detach())
+''',
+    "D3": '''
+def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1e-5):
+    K, Dm = embed_sum.shape
+    flat, idx = z_e.reshape(-1, Dm), indices.reshape(-1)
+    n = torch.bincount(idx, minlength=K).to(cluster_size.dtype)
+    s = torch.zeros_like(embed_sum).index_add(0, idx, flat.to(embed_sum.dtype))
+    N = cluster_size * decay + n * (1 - decay)
+    m = embed_sum * decay + s * (1 - decay)
+    total = N.sum()
+    return m / ((N + eps) / (total + K * eps) * total)[:, None], N, m
+''',
+}
+
+NAMES = {"D1": "quantize", "D2": "vq_losses", "D3": "ema_codebook_update"}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("qid", sorted(FULL))
+def test_reference_scores_full_marks(grade, qid, seed):
+    results = grade(reference_source(NAMES[qid]), qid, seed)
+    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
+
+
+@pytest.mark.parametrize("qid", sorted(ALTERNATIVES))
+def test_other_correct_styles_score_full_marks(grade, qid):
+    results = grade(ALTERNATIVES[qid], qid)
+    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
+
+
+MUTANTS = [
+    ("D1", "detach on the wrong side", '''
+def quantize(z_e, codebook):
+    idx = ((z_e[..., None, :] - codebook) ** 2).sum(-1).argmin(-1)
+    return z_e.detach() + (codebook[idx] - z_e), idx
+''', {"straight-through gradient: identity to z_e, nothing to the codebook"}),
+    ("D1", "no straight-through at all", '''
+def quantize(z_e, codebook):
+    idx = ((z_e[..., None, :] - codebook) ** 2).sum(-1).argmin(-1)
+    return codebook[idx], idx
+''', {"straight-through gradient: identity to z_e, nothing to the codebook"}),
+    ("D1", "ties to the highest index", '''
+def quantize(z_e, codebook):
+    d = ((z_e[..., None, :] - codebook) ** 2).sum(-1)
+    K = codebook.shape[0]
+    idx = K - 1 - d.flip(-1).argmin(-1)
+    return z_e + (codebook[idx] - z_e).detach(), idx
+''', {"ties go to the lowest index"}),
+    ("D1", "distance without the square (L1)", '''
+def quantize(z_e, codebook):
+    idx = (z_e[..., None, :] - codebook).abs().sum(-1).argmin(-1)
+    return z_e + (codebook[idx] - z_e).detach(), idx
+''', {"nearest code by squared distance, z_q = codebook[indices]"}),
+    ("D2", "stop-gradients swapped", '''
+def vq_losses(z_e, codebook, indices, beta=0.25):
+    e = codebook[indices]
+    return ((z_e - e.detach()) ** 2).mean(), beta * ((z_e.detach() - e) ** 2).mean()
+''', {"each loss sends gradients only where its stop-gradient allows"}),
+    ("D2", "sum instead of mean", '''
+def vq_losses(z_e, codebook, indices, beta=0.25):
+    e = codebook[indices]
+    return ((z_e.detach() - e) ** 2).sum(), beta * ((z_e - e.detach()) ** 2).sum()
+''', {"codebook and commitment loss values"}),
+    ("D3", "no Laplace smoothing", '''
+def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1e-5):
+    K = cluster_size.shape[0]
+    onehot = F.one_hot(indices.reshape(-1), K).to(embed_sum.dtype)
+    N = decay * cluster_size + (1 - decay) * onehot.sum(0)
+    m = decay * embed_sum + (1 - decay) * onehot.T @ z_e.reshape(-1, z_e.shape[-1])
+    return m / N.clamp_min(eps)[:, None], N, m
+''', {"EMA update on a hand-computed example", "EMA update with empty clusters and leading dims"}),
+    ("D3", "updates the running statistics in place", '''
+def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1e-5):
+    K = cluster_size.shape[0]
+    onehot = F.one_hot(indices.reshape(-1), K).to(embed_sum.dtype)
+    cluster_size.mul_(decay).add_((1 - decay) * onehot.sum(0))
+    embed_sum.mul_(decay).add_((1 - decay) * onehot.T @ z_e.reshape(-1, z_e.shape[-1]))
+    total = cluster_size.sum()
+    smoothed = (cluster_size + eps) / (total + K * eps) * total
+    return embed_sum / smoothed[:, None], cluster_size, embed_sum
+''', {"inputs are not modified in place"}),
+]
+
+
+@pytest.mark.parametrize("qid, bug, source, expected_failures", MUTANTS, ids=[m[1] for m in MUTANTS])
+def test_each_bug_loses_points_on_the_named_checks(grade, qid, bug, source, expected_failures):
+    results = grade(source, qid)
+    assert expected_failures <= failed(results)
+    assert score(results) < FULL[qid]
+
+
+def test_failure_messages_show_the_call_expected_got_and_hint(grade):
+    (mutant,) = [m for m in MUTANTS if m[1] == "detach on the wrong side"]
+    results = grade(mutant[2], "D1")
+    message = next(r.message for r in results if r.status == "failed")
+    assert message.startswith('D1 quantize — gradient "straight-through gradient')
+    assert "call     : quantize(z_e=" in message and "(shrunk)" in message
+    assert "hint     : the Jacobian of z_q w.r.t. z_e must be the identity (straight-through)" in message
