@@ -21,6 +21,7 @@ import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 
+from autograder.checks import tape as tapes
 from autograder.checks.show import show, show_call
 from autograder.contract import BY_ID
 from autograder.sandbox.errors import (
@@ -31,7 +32,7 @@ from autograder.sandbox.errors import (
     StudentTimeout,
 )
 from autograder.sandbox.runtime import wire
-from autograder.sandbox.session import Reply, StudentSession
+from autograder.sandbox.session import Reply, Session
 
 PUBLIC, HIDDEN = "public", "hidden"
 QUESTION_SECONDS = 120.0
@@ -89,7 +90,7 @@ def derive_seed(*parts: object) -> int:
 class Context:
     """What a check body works with: the student's function for its question, seeded."""
 
-    def __init__(self, session: StudentSession, check: Check, seed: int, deadline: float) -> None:
+    def __init__(self, session: Session, check: Check, seed: int, deadline: float) -> None:
         self.session, self.check, self.seed, self.deadline = session, check, seed, deadline
         self.name = BY_ID[check.qid].name
         self.last_call: str | None = None
@@ -147,6 +148,13 @@ def for_all(strategy: st.SearchStrategy[Any], max_examples: int = 25) -> Callabl
 
     def wrap(fn: Callable[[Context, Any], None]) -> Callable[[Context], None]:
         def body(ctx: Context) -> None:
+            tape = tapes.TAPE
+            if tape is not None and not tape.recording:  # student bundle: the recorded examples, in order
+                for example in tape.examples():
+                    tape.start_example(example)
+                    fn(ctx, example)
+                return
+
             @hypothesis.seed(ctx.seed)
             @settings(
                 max_examples=max_examples,
@@ -161,12 +169,21 @@ def for_all(strategy: st.SearchStrategy[Any], max_examples: int = 25) -> Callabl
             )
             @given(strategy)
             def prop(example: Any) -> None:
-                fn(ctx, example)
+                if tape is None:
+                    fn(ctx, example)
+                    return
+                tape.start_example(example)
+                tape.in_body = True
+                try:
+                    fn(ctx, example)
+                finally:
+                    tape.in_body = False
 
             ctx.shrunk = True
             prop()
 
         body.__name__ = fn.__name__
+        body.draws_examples = True  # type: ignore[attr-defined]
         return body
 
     return wrap
@@ -188,10 +205,13 @@ def _message(check: Check, ctx: Context, kind: str, expected: str, got: str, det
     )
 
 
-def run_check(session: StudentSession, check: Check, seed: int, deadline: float) -> CheckResult:
+def run_check(session: Session, check: Check, seed: int, deadline: float) -> CheckResult:
     """Run one check; every student-side failure becomes a result, grader bugs propagate."""
     ctx = Context(session, check, derive_seed(seed, check.qid, check.name), deadline)
     start = time.monotonic()
+    if tapes.TAPE is not None:
+        tapes.TAPE.start_check(f"{check.qid}/{check.name}")
+        tapes.TAPE.in_body = not getattr(check.body, "draws_examples", False)
 
     def result(status: str, message: str) -> CheckResult:
         points = check.points if status == "passed" else 0.0
