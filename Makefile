@@ -7,7 +7,7 @@ JOBS   ?= 2
 SUBMISSIONS ?= examples/submissions
 OUT    ?= grades
 
-.PHONY: install test test-all grade check notebooks bench clean
+.PHONY: install test test-all grade notebooks bench student-dist verify clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,9 @@ bench: install  ## grade-time vs nbconvert --execute time, side by side
 
 clean:
 	rm -rf $(OUT) .pytest_cache
+
+student-dist: install  ## dist/student/ and dist/student.zip: template, engine, public checks only
+	$(PY) student_template/dist.py --out dist/student
+
+verify: install  ## self-checks: solution 100, template 0, student bundle leaks nothing
+	$(PY) -m autograder verify

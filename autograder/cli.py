@@ -2,6 +2,7 @@
 
     python -m autograder grade SUBMISSIONS --out OUT [-j N] [--seed S] [--json]
     python -m autograder check NOTEBOOK [-q ID ...]
+    python -m autograder verify
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("notebook", type=Path, help="the .ipynb to check")
     check.add_argument("-q", "--question", action="append", choices=QUESTION_IDS, metavar="ID",
                        help="check only this question id (repeatable)")
+    sub.add_parser("verify", help="self-checks: solution 100, template 0, student bundle leaks nothing")
     return parser
 
 
@@ -138,6 +140,17 @@ def _check(args: argparse.Namespace, console: Console) -> ExitCode:
     return ExitCode.OK
 
 
+def _verify(args: argparse.Namespace, console: Console) -> ExitCode:
+    from autograder.verify import verify
+
+    def report(step: str, problems: list[str]) -> None:
+        console.print(f"{'[green]ok[/]  ' if not problems else '[red]FAIL[/]'} {step}")
+        for problem in problems:
+            console.print(f"     {problem}", markup=False, soft_wrap=True)
+
+    return ExitCode.OK if verify(report) else ExitCode.UNGRADABLE
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -145,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.USAGE if exc.code else ExitCode.OK
     console = Console(stderr=False, highlight=False)
     try:
-        return int({"grade": _grade, "check": _check}[args.command](args, console))
+        return int({"grade": _grade, "check": _check, "verify": _verify}[args.command](args, console))
     except KeyboardInterrupt:
         console.print("interrupted: finished submissions are saved; run the same command again to resume")
         return ExitCode.INTERNAL

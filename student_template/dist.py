@@ -2,6 +2,8 @@
 
     python student_template/dist.py [--out dist/student]   (make student-dist)
 
+It then audits the bundle (``audit``) and exits 1 if anything could leak.
+
 The bundle holds the notebook, the ``autograder`` engine with only the
 public checks (hidden ones are cut from the source), a tape of the values the
 public checks expect (recorded by running them on the reference solution),
@@ -12,6 +14,7 @@ and a ``reference`` stub that plays that tape. It holds no code of
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import sys
 import tomllib
@@ -220,11 +223,45 @@ def build(out: Path) -> Path:
     return Path(shutil.make_archive(str(out), "zip", out.parent, out.name))
 
 
+_GENERIC = ("def ", "import ", "from ", "return ", "raise ", "@", "#", '"""', "class ")
+
+
+def _significant_lines(text: str) -> set[str]:
+    lines = {line.strip() for line in text.splitlines()}
+    return {line for line in lines if len(line) >= 25 and not line.startswith(_GENERIC)}
+
+
+def audit(bundle: Path) -> list[str]:
+    """Everything in ``bundle`` that could leak a solution or a hidden check (empty when clean)."""
+    import reference
+
+    problems = []
+    texts = {p: p.read_text(errors="replace") for p in bundle.rglob("*") if p.is_file() and p.suffix != ".zip"}
+    solution = set().union(*(_significant_lines(p.read_text()) for p in Path(reference.__file__).parent.glob("*.py")))
+    hidden = [c for checks in QUESTIONS.values() for c in checks if c.visibility != PUBLIC]
+    for path, text in texts.items():
+        rel = path.relative_to(bundle)
+        for line in sorted(_significant_lines(text) & solution):
+            problems.append(f"{rel}: a line of the reference solution: {line[:80]}")
+        for c in hidden:
+            if c.name in text:
+                problems.append(f"{rel}: names the hidden check {c.qid} {c.name!r}")
+    if sorted(p.name for p in (bundle / "reference").iterdir()) != ["__init__.py"]:
+        problems.append("reference/ holds more than the recorded stub")
+    tape = json.loads((bundle / "autograder" / "checks" / tapes.TAPE_FILE.name).read_text())
+    public = {f"{c.qid}/{c.name}" for checks in QUESTIONS.values() for c in checks if c.visibility == PUBLIC}
+    problems += [f"the tape records the non-public check {k}" for k in sorted(set(tape) - public)]
+    return problems
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else ROOT / "dist" / "student"
     archive = build(out)
     print(f"wrote {out} and {archive}")
-    return 0
+    problems = audit(out)
+    for problem in problems:
+        print(f"leak: {problem}")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
