@@ -7,7 +7,7 @@ JOBS   ?= 2
 SUBMISSIONS ?= examples/submissions
 OUT    ?= grades
 
-.PHONY: install test test-all grade notebooks bench student-dist verify clean
+.PHONY: install test test-all grade notebooks bench student-dist verify review clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,6 @@ student-dist: install  ## dist/student/ and dist/student.zip: template, engine, 
 
 verify: install  ## self-checks: solution 100, template 0, student bundle leaks nothing
 	$(PY) -m autograder verify
+
+review: install  ## review sheets of the written answers in $(OUT)/review/
+	$(PY) -m autograder review $(SUBMISSIONS) --out $(OUT)

@@ -3,6 +3,8 @@
     python -m autograder grade SUBMISSIONS --out OUT [-j N] [--seed S] [--json]
     python -m autograder check NOTEBOOK [-q ID ...]
     python -m autograder verify
+    python -m autograder review SUBMISSIONS --out OUT
+    python -m autograder merge OUT --scores scores.csv
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("-q", "--question", action="append", choices=QUESTION_IDS, metavar="ID",
                        help="check only this question id (repeatable)")
     sub.add_parser("verify", help="self-checks: solution 100, template 0, student bundle leaks nothing")
+    review = sub.add_parser("review", help="write review sheets of the written answers for the TAs")
+    review.add_argument("submissions", type=Path, help="folder of submitted notebooks")
+    review.add_argument("--out", type=Path, default=Path("grades"), help="output folder (default: grades)")
+    merge = sub.add_parser("merge", help="fold the TAs' written scores into the gradebook and reports")
+    merge.add_argument("out", type=Path, help="the grading output folder")
+    merge.add_argument("--scores", type=Path, required=True, help="the filled-in scores.csv")
     return parser
 
 
@@ -151,6 +159,34 @@ def _verify(args: argparse.Namespace, console: Console) -> ExitCode:
     return ExitCode.OK if verify(report) else ExitCode.UNGRADABLE
 
 
+def _review(args: argparse.Namespace, console: Console) -> ExitCode:
+    from autograder.review import write_review
+
+    if not args.submissions.is_dir():
+        console.print(f"[red]error:[/] {args.submissions} is not a folder")
+        return ExitCode.USAGE
+    folder = write_review(args.submissions, args.out)
+    console.print(f"Review sheets: {folder}/<question>.html; scores to fill: {folder / 'scores.csv'}; "
+                  f"code key (keep apart to grade blind): {folder / 'key.csv'}")
+    return ExitCode.OK
+
+
+def _merge(args: argparse.Namespace, console: Console) -> ExitCode:
+    from autograder.merge import MergeError, merge
+
+    try:
+        missing = merge(args.out, args.scores)
+    except MergeError as exc:
+        console.print(f"[red]error:[/] {args.scores} was not merged; nothing was written:")
+        for problem in exc.problems:
+            console.print(f"  {problem}", markup=False)
+        return ExitCode.USAGE
+    for student, qid in missing:
+        console.print(f"no score yet: {student} {qid}", markup=False)
+    console.print(f"Merged {args.scores} into {args.out / 'gradebook.csv'} ({len(missing)} scores still missing).")
+    return ExitCode.OK
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -158,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.USAGE if exc.code else ExitCode.OK
     console = Console(stderr=False, highlight=False)
     try:
-        return int({"grade": _grade, "check": _check, "verify": _verify}[args.command](args, console))
+        commands = {"grade": _grade, "check": _check, "verify": _verify, "review": _review, "merge": _merge}
+        return int(commands[args.command](args, console))
     except KeyboardInterrupt:
         console.print("interrupted: finished submissions are saved; run the same command again to resume")
         return ExitCode.INTERNAL

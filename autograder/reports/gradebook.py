@@ -27,11 +27,24 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def render_gradebook(rows: Iterable[GradebookRow]) -> str:
-    """CSV text, rows sorted by student id."""
+def render_gradebook(
+    rows: Iterable[GradebookRow],
+    written: dict[str, dict[str, float | None]] | None = None,
+    written_ids: tuple[str, ...] = (),
+) -> str:
+    """CSV text, rows sorted by student id; with ``written`` (TA scores), a column per written id,
+    ``written_total`` and ``grand_total`` follow (a missing score leaves its cell empty)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    extra = (*written_ids, "written_total", "grand_total") if written is not None else ()
+    writer.writerow((*COLUMNS, *extra))
     for row in sorted(rows, key=lambda r: r.student):
-        writer.writerow([row.student, _num(row.total), MAX_TOTAL, *(_num(row.scores.get(q, 0.0)) for q in QUESTION_IDS), row.status])
+        cells = [row.student, _num(row.total), MAX_TOTAL, *(_num(row.scores.get(q, 0.0)) for q in QUESTION_IDS), row.status]
+        if written is not None:
+            mine = written.get(row.student, {})
+            scores = [mine.get(w) for w in written_ids]
+            written_total = sum(s for s in scores if s is not None)
+            cells += ["" if s is None else _num(s) for s in scores]
+            cells += [_num(written_total), _num(round(row.total + written_total, 2))]
+        writer.writerow(cells)
     return buf.getvalue()
