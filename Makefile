@@ -7,7 +7,7 @@ JOBS   ?= 2
 SUBMISSIONS ?= examples/submissions
 OUT    ?= grades
 
-.PHONY: install test test-all grade notebooks bench student-dist verify review clean
+.PHONY: install test test-all grade notebooks bench student-dist verify review figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,6 @@ verify: install  ## self-checks: solution 100, template 0, student bundle leaks 
 
 review: install  ## review sheets of the written answers in $(OUT)/review/
 	$(PY) -m autograder review $(SUBMISSIONS) --out $(OUT)
+
+figures: install  ## docs/figures/reverse_kl.png, computed by reference/kl_optima.py
+	$(PY) -m reference.figures --out docs/figures

@@ -115,7 +115,8 @@ def _grade(args: argparse.Namespace, console: Console) -> ExitCode:
         console.print(_summary_table(outcomes))
         resumed = sum(o.resumed for o in outcomes)
         console.print(f"Graded {len(outcomes)} submissions ({resumed} unchanged since the last run, isolation: {iso.level}).")
-        console.print(f"Gradebook: {args.out / 'gradebook.csv'}; per-student results.json and feedback.md in {args.out}/")
+        console.print(f"Gradebook: {args.out / 'gradebook.csv'}; class report: {args.out / 'report.html'}; "
+                      f"per-student results.json and feedback.md in {args.out}/")
     return ExitCode.UNGRADABLE if ungradable else ExitCode.OK
 
 

@@ -101,7 +101,7 @@ def _feedback_section(questions: dict[str, WrittenQuestion], mine: dict[str, Wri
 def _merge_results(path: Path, questions: dict[str, WrittenQuestion], mine: dict[str, WrittenScore]) -> None:
     doc = json.loads(path.read_text(encoding="utf-8"))
     tests = [t for t in doc["tests"] if "written" not in t.get("tags", [])]
-    auto = round(sum(t["score"] for t in tests), 2)
+    auto = round(sum(doc["extra_data"]["scores"].values()), 2)
     for qid, q in questions.items():
         s = mine.get(qid)
         if s is None or s.score is None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.grading import Graded, grade_notebook, submission_key
+from autograder.reports.class_report import render_class_report
 from autograder.reports import (
     GradebookRow,
     read_summary,
@@ -158,6 +159,8 @@ def grade_class(
             on_done(outcome)
     rows = [GradebookRow(o.student, o.scores, o.status) for o in outcomes]
     write_atomic(out / "gradebook.csv", render_gradebook(rows))
+    dirs = {o.student: student_dir(out, o.student) for o in outcomes}
+    write_atomic(out / "report.html", render_class_report(out, dirs))
     return sorted(outcomes, key=lambda o: o.student)
 
 

@@ -1,0 +1,103 @@
+"""``report.html``: what a TA looks at before releasing grades.
+
+Per-question score distributions (one embedded PNG), the checks that failed
+most often with their hint and how many students they hit, the slowest
+submissions, and every status that is not ``ok``. Built only from the files
+a run wrote (gradebook, results.json, run.json), so it can be rebuilt any time.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+from autograder.contract import BY_ID, MAX_TOTAL, QUESTION_IDS
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Class report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; }}
+table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
+td, th {{ border: 1px solid #bbb; padding: 0.25rem 0.6rem; text-align: left; vertical-align: top; }}
+td.num {{ text-align: right; }}
+img {{ max-width: 100%; }}
+</style></head><body>
+<h1>Class report</h1>
+<p>{n} submissions · mean total {mean:.1f} / {max_total} · {not_ok} with a status other than <code>ok</code></p>
+<h2>Score distribution per question</h2>
+<img alt="histograms of the score of each question" src="data:image/png;base64,{plot}">
+<h2>Checks that failed most often</h2>
+<table><tr><th>question</th><th>check</th><th>students</th><th>hint</th></tr>{failing}</table>
+<h2>Slowest submissions</h2>
+<table><tr><th>student</th><th>seconds</th><th>status</th></tr>{slowest}</table>
+<h2>Statuses other than ok</h2>
+<table><tr><th>student</th><th>status</th></tr>{statuses}</table>
+</body></html>
+"""
+
+
+def _histograms(rows: list[dict[str, str]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(4, 6, figsize=(14, 8), constrained_layout=True)
+    for ax, qid in zip(axes.flat, QUESTION_IDS):
+        scores = [float(r[qid]) for r in rows]
+        ax.hist(scores, bins=min(12, BY_ID[qid].points * 2 + 1), range=(0, BY_ID[qid].points), color="#36c")
+        ax.set_title(f"{qid} (max {BY_ID[qid].points})", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(QUESTION_IDS):]:
+        ax.axis("off")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _hint(output: str) -> str:
+    for line in output.splitlines():
+        if line.strip().startswith("hint"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def render_class_report(out: Path, student_dirs: dict[str, Path]) -> str:
+    """The report's HTML from ``out/gradebook.csv`` and each student's folder."""
+    rows = list(csv.DictReader((out / "gradebook.csv").open(encoding="utf-8")))
+    failures: Counter[tuple[str, str]] = Counter()
+    hints: dict[tuple[str, str], str] = {}
+    seconds: dict[str, float] = {}
+    for student, folder in student_dirs.items():
+        doc = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        for test in doc["tests"]:
+            if test["score"] < test["max_score"] and "written" not in test.get("tags", []):
+                key = (test["number"].split(".")[0], test["name"].split(": ", 1)[-1])
+                failures[key] += 1
+                hints.setdefault(key, _hint(test["output"]))
+        run = folder / "run.json"
+        seconds[student] = json.loads(run.read_text())["seconds"] if run.is_file() else 0.0
+    status = {r["student"]: r["status"] for r in rows}
+    esc = html.escape
+    failing = "".join(
+        f"<tr><td>{q}</td><td>{esc(name)}</td><td class=num>{n}</td><td>{esc(hints[(q, name)])}</td></tr>"
+        for (q, name), n in sorted(failures.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+    )
+    slowest = "".join(
+        f"<tr><td>{esc(s)}</td><td class=num>{t:.1f}</td><td>{esc(status.get(s, ''))}</td></tr>"
+        for s, t in sorted(seconds.items(), key=lambda kv: -kv[1])[:10]
+    )
+    statuses = "".join(f"<tr><td>{esc(r['student'])}</td><td>{esc(r['status'])}</td></tr>" for r in rows if r["status"] != "ok")
+    totals = [float(r["total"]) for r in rows]
+    return PAGE.format(
+        n=len(rows), mean=sum(totals) / len(totals) if totals else 0.0, max_total=MAX_TOTAL,
+        not_ok=sum(r["status"] != "ok" for r in rows), plot=_histograms(rows) if rows else "",
+        failing=failing or "<tr><td colspan=4>none</td></tr>", slowest=slowest,
+        statuses=statuses or "<tr><td colspan=2>none</td></tr>",
+    )
