@@ -17,6 +17,7 @@ from autograder.checks import QUESTIONS, CheckResult, run_check, skipped
 from autograder.checks.framework import PUBLIC, QUESTION_SECONDS
 from autograder.contract import BY_ID, QUESTION_IDS
 from autograder.notebook import Answer, NotebookError, read_notebook
+from autograder.sandbox.errors import StudentProcessError
 from autograder.sandbox.process import Sandbox
 from autograder.sandbox.session import CellRun, StudentSession
 from autograder.scoring import question_scores
@@ -45,12 +46,38 @@ def submission_key(data: bytes, seed: int) -> str:
     return hashlib.sha256(b"%s\0%d\0" % (__version__.encode(), seed) + data).hexdigest()
 
 
+_UNREADABLE = "could not be inspected"
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` as one printable line of at most ``limit`` characters (statuses quote student text)."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())[:limit]
+
+
 def _missing_reason(kind: str, name: str, cells: tuple[CellRun, ...]) -> str:
     broken = [c for c in cells if c.status != "ok"]
     why = f" (code cell {broken[0].index + 1}: {broken[0].error})" if broken else ""
     if kind == "missing":
         return f"{name} is not defined{why}"
+    if kind.startswith(_UNREADABLE):
+        return f"{name} {kind}"
     return f"{name} is a {kind.split('(')[0]}, not what the contract asks for{why}"
+
+
+def _describe(session: StudentSession, names: list[str]) -> dict[str, str]:
+    """What each name is; if describing them together fails, one at a time, so that a name whose
+    description hangs or kills the process costs only its own question."""
+    try:
+        return session.describe(names)
+    except StudentProcessError:
+        pass
+    kinds = {}
+    for name in names:
+        try:
+            kinds.update(session.describe([name]))
+        except StudentProcessError as exc:
+            kinds[name] = f"{_UNREADABLE}: {exc.reason}"
+    return kinds
 
 
 def _status(cells: tuple[CellRun, ...], checks: tuple[CheckResult, ...]) -> str:
@@ -59,12 +86,14 @@ def _status(cells: tuple[CellRun, ...], checks: tuple[CheckResult, ...]) -> str:
         for cell in cells:
             if cell.status in wanted:
                 verb = {"error": "raised", "timeout": "", "crash": "", "broken": "", "skipped": ""}[cell.status]
-                return f"code cell {cell.index + 1} {verb + ' ' if verb else ''}{cell.error}".strip()[:200]
+                return one_line(f"code cell {cell.index + 1} {verb + ' ' if verb else ''}{cell.error}")
         if wanted[0] == "timeout":
             for result in checks:
                 if result.status in ("timeout", "crash"):
                     reason = result.message.split("got      : ", 1)[-1].split("\n", 1)[0]
-                    return f"{result.qid} {BY_ID[result.qid].name}: {reason}"[:200]
+                    return one_line(f"{result.qid} {BY_ID[result.qid].name}: {reason}")
+                if result.status == "skipped" and _UNREADABLE in result.message:
+                    return one_line(f"{result.qid} {result.message}")
     return "ok"
 
 
@@ -83,7 +112,7 @@ def grade_notebook(
     results: list[CheckResult] = []
     with StudentSession(sandbox, notebook.code_cells) as session:
         cells = tuple(session.runs[c.index] for c in notebook.code_cells)
-        kinds = session.describe([BY_ID[q].name for q in qids])
+        kinds = _describe(session, [BY_ID[q].name for q in qids])
         for qid in qids:
             entry = BY_ID[qid]
             kind = kinds[entry.name]

@@ -7,6 +7,7 @@ key (notebook bytes, grader version, seed) and grades the rest.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import unicodedata
@@ -15,7 +16,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.grading import Graded, grade_notebook, submission_key
+import torch
+
+from autograder.grading import Graded, grade_notebook, one_line, submission_key
+from autograder.notebook import MAX_NOTEBOOK_BYTES
 from autograder.reports.class_report import render_class_report
 from autograder.reports import (
     GradebookRow,
@@ -49,8 +53,17 @@ class Outcome:
     seconds: float
 
 
+CLASS_LEVEL_NAMES = frozenset({"gradebook.csv", "report.html", "review"})  # what a run writes next to the students' folders
+
+
 def _notebooks(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix == ".ipynb" and p.is_file() and not p.name.startswith("."))
+
+
+def _student_id(name: str) -> str:
+    """A file or folder name as a student id: valid Unicode (undecodable bytes become U+FFFD), NFC."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return unicodedata.normalize("NFC", text)
 
 
 def discover(folder: Path) -> list[Submission]:
@@ -60,25 +73,36 @@ def discover(folder: Path) -> list[Submission]:
         if entry.name.startswith("."):
             continue
         if entry.is_file() and entry.suffix == ".ipynb":
-            found.setdefault(unicodedata.normalize("NFC", entry.stem), []).append(entry)
+            found.setdefault(_student_id(entry.stem), []).append(entry)
         elif entry.is_dir():
-            found.setdefault(unicodedata.normalize("NFC", entry.name), []).extend(_notebooks(entry))
+            found.setdefault(_student_id(entry.name), []).extend(_notebooks(entry))
     subs = []
     for student, paths in sorted(found.items()):
-        if len(paths) == 1:
+        if len(paths) == 1 and paths[0].stat().st_size > MAX_NOTEBOOK_BYTES:
+            subs.append(Submission(student, None, f"notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"))
+        elif len(paths) == 1:
             subs.append(Submission(student, paths[0]))
         elif not paths:
             subs.append(Submission(student, None, "no notebook found in the student's folder"))
         else:
             names = ", ".join(str(p.relative_to(folder)) for p in paths)
-            subs.append(Submission(student, None, f"{len(paths)} notebooks for one student ({names}); keep one"))
+            problem = one_line(f"{len(paths)} notebooks for one student ({names}); keep one", 300)
+            subs.append(Submission(student, None, problem))
     return subs
 
 
 def student_dir(out: Path, student: str) -> Path:
-    """The output folder of ``student`` (never outside ``out``)."""
+    """The output folder of ``student``: never outside ``out``, never a class-level file, one per student.
+
+    A name that had to be changed (a character replaced, a leading dot, a
+    class-level name) gets a ``_`` prefix and a hash of the original, so two
+    students never share a folder.
+    """
     safe = "".join(ch if ch.isprintable() and ch not in "/\\" else "_" for ch in student)
-    return out / ("_" + safe if safe.startswith(".") or not safe else safe)
+    if safe == student and safe and not safe.startswith((".", "_")) and safe.lower() not in CLASS_LEVEL_NAMES:
+        return out / safe
+    digest = hashlib.sha256(student.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return out / f"_{safe}-{digest}"
 
 
 def write_reports(out: Path, student: str, graded: Graded) -> None:
@@ -101,6 +125,8 @@ def _worker_sandbox() -> Sandbox:
 
 def grade_job(student: str, data: bytes, seed: int, out: Path) -> Outcome:
     """Grade one notebook and write its reports (one job of a pool or cluster)."""
+    # The checks' tensors are small: threads only fight the student process and the other workers.
+    torch.set_num_threads(1)
     graded = grade_notebook(data, sandbox=_worker_sandbox(), seed=seed)
     write_reports(out, student, graded)
     return Outcome(student, graded.scores, graded.status, graded.gradable, False, graded.seconds)

@@ -146,7 +146,7 @@ def strip_hidden_checks(source: str) -> str:
     drop = [n for n in tree.body if _is_hidden_check(n)]
     kept = [n for n in tree.body if n not in drop]
     while True:
-        used = {n.id for k in kept for n in ast.walk(k) if isinstance(n, ast.Name)}
+        used = {n.id for k in kept for n in ast.walk(k) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         unused = [
             n for n in kept
             if isinstance(n, (ast.FunctionDef, ast.Assign)) and _check_decorator(n) is None
@@ -165,7 +165,8 @@ def strip_hidden_checks(source: str) -> str:
 def _names(node: ast.stmt) -> list[str]:
     if isinstance(node, ast.FunctionDef):
         return [node.name]
-    return [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+    targets = [e for t in getattr(node, "targets", []) for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+    return [t.id for t in targets if isinstance(t, ast.Name)] if all(isinstance(t, ast.Name) for t in targets) else []
 
 
 def record_tape() -> str:
@@ -237,13 +238,17 @@ def audit(bundle: Path) -> list[str]:
 
     problems = []
     texts = {p: p.read_text(errors="replace") for p in bundle.rglob("*") if p.is_file() and p.suffix != ".zip"}
-    solution = set().union(*(_significant_lines(p.read_text()) for p in Path(reference.__file__).parent.glob("*.py")))
+    # figures.py draws a plot for the model answers: no line of it answers a question.
+    sources = [p for p in Path(reference.__file__).parent.glob("*.py") if p.name != "figures.py"]
+    solution = set().union(*(_significant_lines(p.read_text()) for p in sources))
     hidden = [c for checks in QUESTIONS.values() for c in checks if c.visibility != PUBLIC]
     for path, text in texts.items():
         rel = path.relative_to(bundle)
         for line in sorted(_significant_lines(text) & solution):
             problems.append(f"{rel}: a line of the reference solution: {line[:80]}")
-        for c in hidden:
+        # The notebook is the published question text: a hidden check may be named after a
+        # requirement the contract states ("ties go to the lowest index") without leaking it.
+        for c in hidden if path.suffix != ".ipynb" else ():
             if c.name in text:
                 problems.append(f"{rel}: names the hidden check {c.qid} {c.name!r}")
     if sorted(p.name for p in (bundle / "reference").iterdir()) != ["__init__.py"]:

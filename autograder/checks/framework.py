@@ -97,13 +97,17 @@ class Context:
         self.shrunk = False
         self.fatal: StudentProcessError | None = None
 
-    def _call_seed(self, kwargs: dict[str, Any]) -> int:
+    def _call_seed(self, kwargs: dict[str, Any], attempt: int) -> int:
         blob = json.dumps({k: wire.encode(v) for k, v in kwargs.items()}, sort_keys=True)
-        return derive_seed(self.seed, blob)
+        return derive_seed(self.seed, blob, attempt) if attempt else derive_seed(self.seed, blob)
 
     def reply(self, grad: list[dict[str, Any]] | None = None, return_args: bool = False,
-              seconds: float | None = None, **kwargs: Any) -> Reply:
-        """Call the student's function with the contract's keyword arguments; the full reply."""
+              seconds: float | None = None, attempt: int = 0, **kwargs: Any) -> Reply:
+        """Call the student's function with the contract's keyword arguments; the full reply.
+
+        The call is seeded from the check's seed and the arguments; ``attempt`` > 0
+        reseeds a repeated call (independent runs of a stochastic function).
+        """
         if self.fatal is not None:
             raise self.fatal
         self.last_call = show_call(self.name, kwargs)
@@ -111,7 +115,7 @@ class Context:
             self.fatal = StudentTimeout(QUESTION_SECONDS, f"the checks of {self.check.qid}")
             raise self.fatal
         try:
-            return self.session.call(self.name, (), kwargs, seed=self._call_seed(kwargs), grad=grad,
+            return self.session.call(self.name, (), kwargs, seed=self._call_seed(kwargs, attempt), grad=grad,
                                      return_args=return_args, seconds=seconds)
         except (StudentTimeout, StudentCrashed, BrokenReply) as exc:
             self.fatal = exc

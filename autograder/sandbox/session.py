@@ -9,9 +9,10 @@ hangs or crashes costs that call; the session restarts for the next one.
 from __future__ import annotations
 
 import abc
-
 from dataclasses import dataclass
 from typing import Any
+
+import torch
 
 from autograder.notebook import CodeCell
 from autograder.sandbox.errors import (
@@ -113,7 +114,31 @@ class Session(abc.ABC):
             after = None if reply.get("args_after") is None else wire.decode(reply["args_after"])
         except (wire.WireError, ValueError, TypeError) as exc:
             raise BrokenReply(f"undecodable value ({exc})", f"the call of {name}") from None
+        if not _well_formed(grads, after, len(grad or ()), return_args):
+            raise BrokenReply("gradients or arguments not in the protocol's form", f"the call of {name}")
         return Reply(value, grads, after)
+
+
+def _well_formed(grads: Any, after: Any, n_grads: int, return_args: bool) -> bool:
+    """Whether ``grads`` and ``args_after`` have the shape the runtime sends (a forged reply may not)."""
+    if n_grads and not (
+        isinstance(grads, list) and len(grads) == n_grads
+        and all(isinstance(g, dict) and all(v is None or isinstance(v, torch.Tensor) for v in g.values()) for g in grads)
+    ):
+        return False
+    if return_args and not (
+        isinstance(after, dict) and isinstance(after.get("args"), list) and isinstance(after.get("kwargs"), dict)
+    ):
+        return False
+    return True
+
+
+def _error_text(error: Any) -> str:
+    """``Type: message`` of a student error as the runtime reports it (anything else: a placeholder)."""
+    if not isinstance(error, dict):
+        return "an error the runtime could not describe"
+    return f"{error.get('type')}: {error.get('message')}"[:500]
+
 
 class StudentSession(Session):
     """Run ``cells`` in ``sandbox`` and answer calls to the names they define."""
@@ -156,8 +181,8 @@ class StudentSession(Session):
             self._restart()
             return
         error = reply.get("error")
-        text = None if not error else f"{error.get('type')}: {error.get('message')}"[:500]
-        status = "ok" if reply.get("ok") else "error"
+        status = "ok" if reply.get("ok") is True else "error"
+        text = None if status == "ok" else _error_text(error)
         self.runs[cell.index] = CellRun(cell.index, status, text, str(reply.get("output", ""))[:10_000], cell.note)
 
     def _restart(self) -> None:

@@ -29,6 +29,7 @@ import os
 import random
 import resource
 import sys
+import tempfile
 import traceback
 from typing import Any
 
@@ -97,6 +98,7 @@ def become_student(limits: dict[str, Any], scratch: str) -> None:
         resource.setrlimit(rl.RLIMIT_NPROC, (int(limits["processes"]), int(limits["processes"])))
     os.chdir(scratch)
     os.environ.update(HOME=scratch, TMPDIR=scratch, MPLBACKEND="Agg")
+    tempfile.tempdir = None  # the zygote's cached choice may not be writable by this uid; recomputed from TMPDIR
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
@@ -113,7 +115,10 @@ def _vm_size_bytes() -> int:
 
 def _error(exc: BaseException) -> dict[str, str]:
     """Describe a student exception without trusting its methods."""
-    kind = type(exc).__name__
+    try:
+        kind = str(type(exc).__name__)
+    except BaseException:  # noqa: BLE001 - nor a hostile metaclass
+        kind = "Exception"
     try:
         message = str(exc)[:2000]
     except BaseException:  # noqa: BLE001 - a hostile __str__ must not break the reply
@@ -132,12 +137,15 @@ def _describe(namespace: dict[str, Any], name: str) -> str:
     if name not in namespace:
         return "missing"
     value = namespace[name]
-    if inspect.isfunction(value):
-        try:
-            return f"function{inspect.signature(value)}"
-        except (TypeError, ValueError):
-            return "function"
-    return type(value).__name__
+    try:
+        if not inspect.isfunction(value):
+            return str(type(value).__name__)
+    except BaseException:  # noqa: BLE001 - a hostile __class__ or metaclass must not break the reply
+        return "an object that could not be described"
+    try:
+        return f"function{inspect.signature(value)}"
+    except BaseException:  # noqa: BLE001 - nor a hostile __signature__ / __wrapped__
+        return "function(...)"
 
 
 class Responder:

@@ -138,28 +138,29 @@ def encode(value: Any, _depth: int = 0, *, lenient: bool = False) -> Any:
 def _encode(value: Any, _depth: int, lenient: bool) -> Any:
     if _depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
-    if value is None or isinstance(value, (bool, str)):
+    kind = type(value)  # never isinstance: a student's class can claim any __class__
+    if value is None or issubclass(kind, (bool, str)):
         return value
-    if isinstance(value, int):
+    if issubclass(kind, int):
         if not -(2**63) <= value < 2**63:
             raise WireError("integer out of range")
         return int(value)
-    if isinstance(value, float):
+    if issubclass(kind, float):
         return value if math.isfinite(value) else {"$f": repr(float(value))}
-    if isinstance(value, torch.Tensor):
+    if issubclass(kind, torch.Tensor):
         return tensor_to_wire(value)
-    if isinstance(value, Leaf):
+    if kind is Leaf:
         return tensor_to_wire(value.tensor, value.grad_id)
-    if isinstance(value, Fn):
+    if kind is Fn:
         return {"$fn": value.kind, "p": {k: encode(v, _depth + 1, lenient=lenient) for k, v in value.params.items()}}
-    if isinstance(value, tuple):
+    if issubclass(kind, tuple):
         return {"$tuple": [encode(v, _depth + 1, lenient=lenient) for v in value]}
-    if isinstance(value, list):
+    if issubclass(kind, list):
         return [encode(v, _depth + 1, lenient=lenient) for v in value]
-    if isinstance(value, dict):
+    if issubclass(kind, dict):
         items = []
         for k, v in value.items():
-            if not isinstance(k, (str, int)) or isinstance(k, bool):
+            if not issubclass(type(k), (str, int)) or issubclass(type(k), bool):
                 raise WireError(f"dict key of type {type(k).__name__} is not supported")
             items.append([k, encode(v, _depth + 1, lenient=lenient)])
         return {"$dict": items}
@@ -236,11 +237,15 @@ def _sympy_tree(expr: Any, depth: int) -> Any:
 # -- frames ------------------------------------------------------------------
 
 
+def encode_frame(message: dict[str, Any]) -> bytes:
+    """One length-prefixed JSON frame."""
+    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    return _HEADER.pack(len(body)) + body
+
+
 def write_frame(fd: int, message: dict[str, Any]) -> None:
     """Write one length-prefixed JSON frame to ``fd``."""
-    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
-    data = _HEADER.pack(len(body)) + body
-    view = memoryview(data)
+    view = memoryview(encode_frame(message))
     while view:
         n = os.write(fd, view)
         view = view[n:]

@@ -1,0 +1,428 @@
+"""Checks of Part A (which KL?): A1 ``KL_SCENARIOS`` … A5 ``fit_gaussian_to_mixture``.
+
+A3 and A4 return Monte-Carlo estimates, judged by two-sided z-tests against
+expectations and standard errors computed here by quadrature (no sampling on
+the grader's side). Every statistic is tested at |z| ≤ 5.33 (false-fail
+probability 9.8e-8 each); a check tests at most 6 statistics, so a correct
+solution fails it with probability below 6e-7 under any seed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+from hypothesis import strategies as st
+from torch import distributions as D
+
+import reference
+from autograder.checks import strategies as S
+from autograder.checks.compare import expect_close, expect_scalar_tensor, expect_tensor
+from autograder.checks.framework import Context, for_all
+from autograder.checks.registry import check
+from autograder.sandbox.runtime import builders
+from autograder.sandbox.runtime.wire import Fn, Leaf
+
+F32, F64 = torch.float32, torch.float64
+
+# ---------------------------------------------------------------- A1
+
+_LETTERS = ("A", "B", "C", "D")
+_KEYS_HINT = "KL_SCENARIOS must be a dict {1: letter, 2: letter, 3: letter} with int keys and one of 'A', 'B', 'C', 'D'"
+
+
+def _scenario_letter(ctx: Context, scenario: int, *, hint: str = _KEYS_HINT) -> str:
+    """The student's letter for ``scenario``, read leniently (int or digit-string key, any case)."""
+    value = ctx.value()
+    if not isinstance(value, dict):
+        ctx.fail("KL_SCENARIOS is not a dict", expected="{1: ..., 2: ..., 3: ...}", got=value, hint=_KEYS_HINT)
+    by_key = {int(k.strip()) if isinstance(k, str) and k.strip().isdigit() else k: v for k, v in value.items()}
+    if scenario not in by_key:
+        ctx.fail(f"KL_SCENARIOS has no entry for scenario {scenario}", expected=f"the key {scenario}",
+                 got=f"keys {sorted(map(repr, value))}", hint=_KEYS_HINT)
+    letter = by_key[scenario]
+    if not (isinstance(letter, str) and letter.strip().upper() in _LETTERS):
+        ctx.fail(f"the answer for scenario {scenario} is not one letter A-D", expected="'A', 'B', 'C' or 'D'",
+                 got=letter, hint=_KEYS_HINT)
+    return letter.strip().upper()
+
+
+@check("A1", "KL_SCENARIOS maps 1, 2, 3 to letters A-D", points=0, public=True, kind="value", hint=_KEYS_HINT)
+def _scenarios_format(ctx: Context) -> None:
+    for scenario in (1, 2, 3):
+        _scenario_letter(ctx, scenario)
+
+
+def _expect_letter(ctx: Context, scenario: int, accepted: str) -> None:
+    letter = _scenario_letter(ctx, scenario)
+    if letter != accepted:
+        ctx.fail(f"wrong choice for scenario {scenario}", expected=repr(accepted), got=repr(letter))
+
+
+@check("A1", "scenario 1: densities and samplers of p and q", points=2, kind="value",
+       hint="with both densities and both samplers each direction has a Monte-Carlo estimator")
+def _scenario_1(ctx: Context) -> None:
+    _expect_letter(ctx, 1, "C")
+
+
+@check("A1", "scenario 2: samples of p and the density of q", points=2, kind="value",
+       hint="KL(q‖p) needs log p at samples of q; with samples of p, −mean log q(x_i) is the forward-KL loss")
+def _scenario_2(ctx: Context) -> None:
+    _expect_letter(ctx, 2, "B")
+
+
+@check("A1", "scenario 3: an unnormalised p, a sampler and the density of q", points=2, kind="value",
+       hint="log Z is a constant: reverse KL by rsample; forward KL by self-normalised importance sampling")
+def _scenario_3(ctx: Context) -> None:
+    _expect_letter(ctx, 3, "C")
+
+
+# ---------------------------------------------------------------- A2
+
+
+@st.composite
+def _forward_inputs(draw, kinds: tuple[str, ...], dtype: torch.dtype | None = None):
+    """``(kind, params, x_p)``: a builders kind of q with batch shape (), and ``x_p (N, *event)`` in halves."""
+    dtype = dtype or draw(S.DTYPES)
+    kind, n = draw(st.sampled_from(kinds)), draw(st.integers(1, 5))
+    if kind == "normal":
+        params = {"loc": draw(S.halves((), -2, 2, dtype)), "scale": draw(S.halves((), 0.5, 2, dtype))}
+        return kind, params, draw(S.halves((n,), -3, 3, dtype))
+    d = draw(st.integers(1, 3))
+    params = {"loc": draw(S.halves((d,), -2, 2, dtype))}
+    if kind == "independent_normal":
+        params.update(scale=draw(S.halves((d,), 0.5, 2, dtype)), ndims=1)
+    else:
+        params["scale_tril"] = draw(S.scale_trils((), d, dtype))
+    return kind, params, draw(S.halves((n, d), -3, 3, dtype))
+
+
+def _forward_value(ctx: Context, example) -> None:
+    kind, params, x_p = example
+    got = ctx.call(q=Fn(kind, params), x_p=x_p)
+    expected = reference.forward_kl_loss(builders.build(kind, params), x_p)
+    expect_scalar_tensor(ctx, got, what="the loss")
+    expect_tensor(ctx, got, expected, what="the loss", dtype=x_p.dtype,
+                  hint="the loss is -q.log_prob(x_p).mean(): a mean over the N samples, with a minus sign")
+
+
+@check("A2", "cross-entropy of a 1-D Normal q, float32 and float64", points=1, public=True, kind="property",
+       hint="return -q.log_prob(x_p).mean() as a 0-dim tensor: a mean over the samples, not a sum")
+@for_all(_forward_inputs(("normal",)), max_examples=15)
+def _forward_normal(ctx: Context, example) -> None:
+    _forward_value(ctx, example)
+
+
+@check("A2", "cross-entropy of a multivariate q (Independent Normal, MultivariateNormal)", points=1,
+       kind="property", hint="q.log_prob(x_p) already sums over the event dims: average the (N,) values")
+@for_all(_forward_inputs(("independent_normal", "multivariate_normal")), max_examples=15)
+def _forward_multivariate(ctx: Context, example) -> None:
+    _forward_value(ctx, example)
+
+
+@check("A2", "differentiable w.r.t. q's parameters", points=1, kind="gradient",
+       hint="keep the graph: no .item(), .detach(), torch.tensor(...) or numpy on the way to the loss")
+@for_all(_forward_inputs(("normal", "independent_normal", "multivariate_normal"), F64), max_examples=10)
+def _forward_gradient(ctx: Context, example) -> None:
+    kind, params, x_p = example
+    names = [k for k, v in params.items() if isinstance(v, torch.Tensor)]
+    leaves = {k: Leaf(v, k) if k in names else v for k, v in params.items()}
+    reply = ctx.reply(q=Fn(kind, leaves), x_p=x_p, grad=[{"output": None}])
+    expect_scalar_tensor(ctx, reply.value, what="the loss")
+    mine = {k: v.clone().requires_grad_() if k in names else v for k, v in params.items()}
+    expected = torch.autograd.grad(reference.forward_kl_loss(builders.build(kind, mine), x_p), [mine[k] for k in names])
+    for name, e in zip(names, expected):
+        got = reply.grads[0].get(name)
+        if got is None:
+            ctx.fail(f"no gradient reaches q's {name}", expected=e, got="no gradient")
+        if name == "scale_tril":  # only the lower triangle parameterises q
+            got, e = torch.tril(got), torch.tril(e)
+        expect_tensor(ctx, got, e, what=f"d loss / d {name}")
+
+# ---------------------------------------------------------------- A3, A4: quadrature truth
+
+Z_MAX = 5.33
+TAIL = math.erfc(Z_MAX / math.sqrt(2))  # two-sided normal tail P(|Z| > 5.33) = 9.8e-8 per statistic
+N_SAMPLES = 4096
+_NODES = 8001
+
+
+@dataclass(frozen=True)
+class _Case:
+    """q = N(q_loc, diag q_scale²) against p̃ = p · exp(shift).
+
+    With ``p_logits`` p is the 1-D mixture Σ_k softmax(p_logits)_k N(p_loc_k, p_scale_k²)
+    and q a 1-D ``Normal``; without, p = N(p_loc, diag p_scale²) and q an ``Independent`` Normal.
+    """
+
+    q_loc: tuple[float, ...]
+    q_scale: tuple[float, ...]
+    p_loc: tuple[float, ...]
+    p_scale: tuple[float, ...]
+    shift: float
+    p_logits: tuple[float, ...] | None = None
+
+    def q(self, dtype: torch.dtype, leaf: bool = False) -> Fn:
+        if self.p_logits is not None:
+            loc, scale = torch.tensor(self.q_loc[0], dtype=dtype), torch.tensor(self.q_scale[0], dtype=dtype)
+            return Fn("normal", {"loc": Leaf(loc, "loc") if leaf else loc, "scale": scale})
+        loc, scale = torch.tensor(self.q_loc, dtype=dtype), torch.tensor(self.q_scale, dtype=dtype)
+        return Fn("independent_normal", {"loc": Leaf(loc, "loc") if leaf else loc, "scale": scale, "ndims": 1})
+
+    def target(self, dtype: torch.dtype) -> Fn:
+        loc, scale = torch.tensor(self.p_loc, dtype=dtype), torch.tensor(self.p_scale, dtype=dtype)
+        if self.p_logits is not None:
+            logits = torch.tensor(self.p_logits, dtype=dtype)
+            return Fn("mixture_log_density", {"logits": logits, "locs": loc, "scales": scale, "shift": self.shift})
+        return Fn("diag_normal_log_density", {"loc": loc, "scale": scale, "shift": self.shift})
+
+
+class _Coordinate:
+    """One coordinate of a case on a trapezoid grid: log q, log p and (log p)' at the nodes (float64)."""
+
+    def __init__(self, q_loc: float, q_scale: float, logits, locs, scales) -> None:
+        self.q_loc, self.q_scale = q_loc, q_scale
+        lo = min([q_loc - 14 * q_scale] + [m - 14 * s for m, s in zip(locs, scales)])
+        hi = max([q_loc + 14 * q_scale] + [m + 14 * s for m, s in zip(locs, scales)])
+        self.x = torch.linspace(lo, hi, _NODES, dtype=F64)
+        self.h = torch.full_like(self.x, (hi - lo) / (_NODES - 1))
+        self.h[[0, -1]] /= 2
+        p = builders.normal_mixture_1d(*(torch.tensor(v, dtype=F64) for v in (logits, locs, scales)))
+        x = self.x.clone().requires_grad_()
+        log_p = p.log_prob(x)
+        self.dlog_p = torch.autograd.grad(log_p.sum(), x)[0]
+        self.log_p = log_p.detach()
+        self.log_q = D.Normal(torch.tensor(q_loc, dtype=F64), torch.tensor(q_scale, dtype=F64)).log_prob(self.x)
+
+    def under_q(self, f: torch.Tensor) -> float:
+        return (self.h * self.log_q.exp() * f).sum().item()
+
+    def under_p(self, f: torch.Tensor) -> float:
+        return (self.h * self.log_p.exp() * f).sum().item()
+
+    def weighted(self, f: torch.Tensor) -> float:
+        """E_q[(p/q)² f] = ∫ p²/q f."""
+        return (self.h * (2 * self.log_p - self.log_q).exp() * f).sum().item()
+
+
+@functools.cache
+def _coordinates(case: _Case) -> tuple[_Coordinate, ...]:
+    if case.p_logits is not None:
+        return (_Coordinate(case.q_loc[0], case.q_scale[0], case.p_logits, case.p_loc, case.p_scale),)
+    return tuple(_Coordinate(*qs, (0.0,), (m,), (s,)) for qs, m, s in
+                 zip(zip(case.q_loc, case.q_scale), case.p_loc, case.p_scale))
+
+
+def _moments(c: _Coordinate, f: torch.Tensor) -> tuple[float, float]:
+    mean = c.under_q(f)
+    return mean, c.under_q((f - mean) ** 2)
+
+
+def _reverse_value(case: _Case) -> tuple[float, float]:
+    """Mean and per-sample variance of log q(x) − log p̃(x), x ~ q (coordinates independent)."""
+    parts = [_moments(c, c.log_q - c.log_p) for c in _coordinates(case)]
+    return sum(m for m, _ in parts) - case.shift, sum(v for _, v in parts)
+
+
+def _reverse_gradient(case: _Case, k: int) -> tuple[float, float]:
+    """Mean and per-sample variance of ∂/∂loc_k [log q(x) − log p̃(x)] = −∂_k log p(x), x = loc + scale ε."""
+    c = _coordinates(case)[k]
+    return _moments(c, -c.dlog_p)
+
+
+def _snis(case: _Case, h: list[torch.Tensor | None]) -> tuple[float, float]:
+    """Expectation (to O(1/S²)) and per-sample asymptotic variance of Σ_s w_s h(x_s), w self-normalised.
+
+    h(x) = Σ_j h_j(x_j). Delta method: S·Var → E_q[w̄²(h − μ)²] and bias → −E_q[w̄²(h − μ)] / S,
+    with w̄ = p/q = Π_j w̄_j; the expectations factor over the independent coordinates.
+    """
+    cs = _coordinates(case)
+    zero = [torch.zeros_like(c.x) if f is None else f for c, f in zip(cs, h)]
+    mu = [c.under_p(f) for c, f in zip(cs, zero)]
+    a = [c.weighted(torch.ones_like(c.x)) for c in cs]
+    b = [c.weighted(f - m) for c, f, m in zip(cs, zero, mu)]
+    v = [c.weighted((f - m) ** 2) for c, f, m in zip(cs, zero, mu)]
+    rest = lambda *skip: math.prod(a[i] for i in range(len(cs)) if i not in skip)  # noqa: E731
+    var = sum(v[j] * rest(j) for j in range(len(cs)))
+    var += sum(b[j] * b[k] * rest(j, k) for j in range(len(cs)) for k in range(len(cs)) if j != k)
+    bias = -sum(b[j] * rest(j) for j in range(len(cs)))
+    return sum(mu) + bias / N_SAMPLES, var
+
+
+def _z_test(ctx: Context, got: float, mean: float, variance: float, *, what: str, tests: int, hint: str = "") -> None:
+    se = math.sqrt(variance / N_SAMPLES)
+    z = (got - mean) / se
+    if not abs(z) <= Z_MAX:
+        ctx.fail(f"{what} is {z:+.1f} standard errors from its expectation" if math.isfinite(z) else f"{what} is not finite",
+                 expected=f"{mean:.5g} ± {se:.2g} (one standard error)", got=f"{got:.6g}", hint=hint,
+                 detail=(f"two-sided z-test: n = {N_SAMPLES} samples, statistic z = {z:.2f}, threshold |z| ≤ {Z_MAX}; "
+                         f"false-fail probability < {tests * TAIL:.1e} ({tests} statistics at {TAIL:.1e}); "
+                         f"check seed {ctx.seed}"))
+
+
+def _scalar(ctx: Context, got, dtype: torch.dtype) -> float:
+    expect_scalar_tensor(ctx, got, what="the loss")
+    if got.dtype != dtype:
+        ctx.fail("the loss has the wrong dtype", expected=str(dtype), got=str(got.dtype),
+                 hint="keep q's dtype: do not hard-code float32 or call .float()/.double()")
+    return got.item()
+
+
+def _loc_gradient(ctx: Context, reply, shape: tuple[int, ...], hint: str) -> torch.Tensor:
+    grad = reply.grads[0].get("loc")
+    if grad is None:
+        ctx.fail("no gradient reaches q's loc", expected="a gradient estimate", got="no gradient", hint=hint)
+    if tuple(grad.shape) != shape:
+        ctx.fail("the gradient w.r.t. q's loc has the wrong shape", expected=str(shape), got=str(tuple(grad.shape)))
+    return grad.reshape(-1).double()
+
+
+# A 1-D two-component target and a 2-D diagonal Normal one; for A4 q is wider than p in every
+# coordinate, so the importance weights are bounded and the delta-method variance holds.
+_MIXTURE = dict(p_logits=(0.0, 1.0), p_loc=(-1.5, 2.0), p_scale=(0.5, 1.0))
+_DIAG = dict(p_loc=(1.0, -0.5), p_scale=(0.5, 1.0))
+_REVERSE = (_Case((0.5,), (1.5,), shift=5.5, **_MIXTURE), _Case((0.0, 1.0), (1.0, 0.5), shift=-3.0, **_DIAG))
+_IS = (_Case((0.5,), (2.0,), shift=5.5, **_MIXTURE), _Case((0.5, 1.0), (1.5, 2.0), shift=-3.0, **_DIAG))
+_IS_FAR = (_Case((0.5,), (2.0,), shift=-1e4, **_MIXTURE), _Case((0.5, 1.0), (1.5, 2.0), shift=1e4, **_DIAG))
+
+# ---------------------------------------------------------------- A3
+
+
+@check("A3", "value estimates KL(q‖p) − log Z, float32 and float64", points=2, public=True, kind="statistical test",
+       hint="return (q.log_prob(x) - log_p_tilde(x)).mean() with x = q.rsample((n_samples,)); do not estimate log Z")
+def _reverse_values(ctx: Context) -> None:
+    for case in _REVERSE:
+        for dtype in (F32, F64):
+            got = _scalar(ctx, ctx.call(q=case.q(dtype), log_p_tilde=case.target(dtype), n_samples=N_SAMPLES), dtype)
+            mean, variance = _reverse_value(case)
+            _z_test(ctx, got, mean, variance, what="the loss", tests=4)
+
+
+@check("A3", "reparameterised gradient of KL(q‖p) w.r.t. q's loc", points=2, kind="statistical test",
+       hint="draw x = q.rsample((n_samples,)), not q.sample(): the gradient must flow through the samples")
+def _reverse_gradients(ctx: Context) -> None:
+    for case, dtype in zip(_REVERSE, (F32, F64)):
+        reply = ctx.reply(q=case.q(dtype, leaf=True), log_p_tilde=case.target(dtype), n_samples=N_SAMPLES,
+                          grad=[{"output": None}])
+        _scalar(ctx, reply.value, dtype)
+        shape = () if case.p_logits is not None else (len(case.q_loc),)
+        grad = _loc_gradient(ctx, reply, shape, ctx.check.hint)
+        for k, g in enumerate(grad.tolist()):
+            mean, variance = _reverse_gradient(case, k)
+            _z_test(ctx, g, mean, variance, what=f"d loss / d loc[{k}]" if shape else "d loss / d loc", tests=3)
+
+# ---------------------------------------------------------------- A4
+
+
+def _is_values(ctx: Context, cases: tuple[_Case, ...], dtypes: tuple[torch.dtype, ...], tests: int) -> None:
+    for case in cases:
+        for dtype in dtypes:
+            got = _scalar(ctx, ctx.call(q=case.q(dtype), log_p_tilde=case.target(dtype), n_samples=N_SAMPLES), dtype)
+            coordinates = _coordinates(case)
+            mean, variance = _snis(case, [-c.log_q for c in coordinates])
+            _z_test(ctx, got, mean, variance, what="the loss", tests=tests)
+
+
+@check("A4", "value estimates the cross-entropy H(p, q), float32 and float64", points=1, public=True,
+       kind="statistical test",
+       hint="w = softmax(log_p_tilde(x) - q.log_prob(x)) over the samples, then -(w * q.log_prob(x)).sum()")
+def _is_value(ctx: Context) -> None:
+    _is_values(ctx, _IS, (F32, F64), tests=4)
+
+
+@check("A4", "stable when log_p_tilde is far from 0 (±1e4)", points=1, kind="statistical test",
+       hint="normalise the weights in log space with torch.softmax; exp(log_p_tilde) under- or overflows")
+def _is_far(ctx: Context) -> None:
+    for case, dtype in zip(_IS_FAR, (F64, F32)):
+        _is_values(ctx, (case,), (dtype,), tests=2)
+
+
+@check("A4", "gradient estimates ∇ H(p, q) w.r.t. q's loc (weights and samples held constant)", points=2,
+       kind="statistical test",
+       hint="draw x with q.sample() and compute w under torch.no_grad(): differentiate only q.log_prob(x)")
+def _is_gradient(ctx: Context) -> None:
+    for case, dtype in zip(_IS, (F64, F32)):
+        reply = ctx.reply(q=case.q(dtype, leaf=True), log_p_tilde=case.target(dtype), n_samples=N_SAMPLES,
+                          grad=[{"output": None}])
+        _scalar(ctx, reply.value, dtype)
+        shape = () if case.p_logits is not None else (len(case.q_loc),)
+        grad = _loc_gradient(ctx, reply, shape, ctx.check.hint)
+        coordinates = _coordinates(case)
+        for k, g in enumerate(grad.tolist()):
+            c = coordinates[k]
+            score = [-(c.x - c.q_loc) / c.q_scale**2 if j == k else None for j in range(len(coordinates))]
+            mean, variance = _snis(case, score)  # ∂/∂loc_k of −log q(x) is −(x_k − loc_k) / scale_k²
+            _z_test(ctx, g, mean, variance, what=f"d loss / d loc[{k}]" if shape else "d loss / d loc", tests=3)
+
+# ---------------------------------------------------------------- A5
+
+#: p = ½N(−3, 1) + ½N(3, 1) of the contract, float32; its mode-seeking optimum of KL(q‖p) by
+#: quadrature (reference.kl_optima, pinned by tests/checks/test_kl.py).
+_TWO_MODES = {"logits": torch.zeros(2), "locs": torch.tensor([-3.0, 3.0]), "scales": torch.ones(2)}
+_MODE_LOC, _MODE_SCALE = 2.984306, 1.023369
+#: An asymmetric mixture ¼N(−2, 1) + ¾N(2, ½²) (float64): KL(p‖q) is minimal at its moments.
+_SKEWED = {"logits": torch.tensor([0.0, math.log(3.0)], dtype=F64), "locs": torch.tensor([-2.0, 2.0], dtype=F64),
+           "scales": torch.tensor([1.0, 0.5], dtype=F64)}
+#: Tolerances: about 5 standard errors of a correct descent on a Monte-Carlo objective with 1000
+#: samples drawn once (measured over seeds with Adam: sd 0.07 / 0.05 forward, 0.04 / 0.025 reverse);
+#: quadrature or exact solutions land within 1e-3. Every wrong optimum (other direction, other basin,
+#: the centre (0, 2.744), the start) is ≥ 0.4 away in loc or scale.
+_FORWARD_TOL = (0.35, 0.25)
+_REVERSE_TOL = (0.2, 0.15)
+_FIT_SECONDS = 20.0
+#: A descent on a Monte-Carlo objective can leave a shallow basin: 1000 samples held fixed and plain
+#: gradient steps escaped the mode at +3 in 22 of 600 seeds (3.7 %). A fit passes when one of
+#: ``_ATTEMPTS`` independently seeded runs lands, so such a style fails with p ≤ 0.037⁵ ≈ 7e-8; a
+#: wrong optimum is deterministic-far (≥ 0.4) and never lands.
+_ATTEMPTS = 5
+
+
+def _fit(ctx: Context, params: dict, direction: str, init_loc: float, init_scale: float,
+         attempt: int) -> tuple[float, float]:
+    got = ctx.reply(p=Fn("normal_mixture_1d", params), direction=direction, init_loc=init_loc,
+                    init_scale=init_scale, seconds=_FIT_SECONDS, attempt=attempt).value
+    if not (isinstance(got, (tuple, list)) and len(got) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in got)):
+        ctx.fail("fit_gaussian_to_mixture must return (loc, scale) as two Python floats", expected="(loc, scale)",
+                 got=got, hint="return loc.item(), scale.item() (floats, not tensors), the scale and not its log")
+    return float(got[0]), float(got[1])
+
+
+def _expect_fit(ctx: Context, params: dict, direction: str, start: tuple[float, float],
+                expected: tuple[float, float], tol: tuple[float, float], summary: str) -> None:
+    """Pass when one of ``_ATTEMPTS`` seeded fits from ``start`` lands within ``tol`` of ``expected``."""
+    for attempt in range(_ATTEMPTS):
+        got = _fit(ctx, params, direction, *start, attempt=attempt)
+        if all(abs(g - e) <= t for g, e, t in zip(got, expected, tol)):
+            return
+    ctx.fail(summary, expected=f"loc {expected[0]:.4f} ± {tol[0]}, scale {expected[1]:.4f} ± {tol[1]}",
+             got=f"loc {got[0]:.4f}, scale {got[1]:.4f}",
+             detail=f"none of {_ATTEMPTS} differently seeded runs landed; tolerances are about 5 standard errors "
+                    "of a descent on 1000 samples held fixed")
+
+
+@check("A5", "forward KL lands on moment matching", points=1, public=True, kind="value",
+       hint="minimise -E_p[log q] (samples of p held fixed, or exactly): the optimum matches p's mean and variance")
+def _fit_forward(ctx: Context) -> None:
+    w = torch.softmax(_SKEWED["logits"], 0)
+    mean = (w * _SKEWED["locs"]).sum().item()
+    second = (w * (_SKEWED["locs"] ** 2 + _SKEWED["scales"] ** 2)).sum().item()
+    _expect_fit(ctx, _SKEWED, "forward", (0.0, 1.0), (mean, math.sqrt(second - mean**2)), _FORWARD_TOL,
+                "the forward fit is not p's moment matching Gaussian")
+
+
+@check("A5", "reverse KL from (1.5, 1.0) seeks the right-hand mode", points=1, public=True, kind="value",
+       hint="minimise E_q[log q - log p] over (loc, log scale) with reparameterised samples or quadrature, "
+            "by local descent from the start (no random restarts): it stays in the start's basin")
+def _fit_reverse_right(ctx: Context) -> None:
+    _expect_fit(ctx, _TWO_MODES, "reverse", (1.5, 1.0), (_MODE_LOC, _MODE_SCALE), _REVERSE_TOL,
+                "the reverse fit did not land on the mode at +3")
+
+
+@check("A5", "reverse KL from (−1.5, 1.0) seeks the left-hand mode", points=1, kind="value",
+       hint="descend locally from (init_loc, init_scale): a start left of 0 must end at the mode near −3")
+def _fit_reverse_left(ctx: Context) -> None:
+    _expect_fit(ctx, _TWO_MODES, "reverse", (-1.5, 1.0), (-_MODE_LOC, _MODE_SCALE), _REVERSE_TOL,
+                "the reverse fit did not land on the mode at −3")
