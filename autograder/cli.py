@@ -1,6 +1,7 @@
 """Command line: thin wrappers over the library, sharing its defaults.
 
     python -m autograder grade SUBMISSIONS --out OUT [-j N] [--seed S] [--json]
+    python -m autograder job SUBMISSION --out RESULTS [--seed S]
     python -m autograder check NOTEBOOK [-q ID ...]
     python -m autograder verify
     python -m autograder review SUBMISSIONS --out OUT
@@ -23,7 +24,7 @@ from rich.table import Table
 
 from autograder.contract import BY_ID, MAX_TOTAL, QUESTION_IDS
 from autograder.grading import grade_notebook
-from autograder.runner import Outcome, grade_class
+from autograder.runner import Outcome, grade_class, grade_submission
 from autograder.sandbox import isolation
 from autograder.sandbox.process import Sandbox
 
@@ -47,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("-j", "--jobs", type=int, default=_DEFAULTS["jobs"].default, help="parallel student processes")
     grade.add_argument("--seed", type=int, default=_DEFAULTS["seed"].default, help="grading seed (default: 0)")
     grade.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
+    job = sub.add_parser("job", help="grade one submission into RESULTS/results.json (one container, e.g. Gradescope)")
+    job.add_argument("submission", type=Path, help="a notebook, or a folder holding exactly one")
+    job.add_argument("--out", type=Path, required=True, help="folder for results.json and feedback.md")
+    job.add_argument("--seed", type=int, default=_DEFAULTS["seed"].default, help="grading seed (default: 0)")
     check = sub.add_parser("check", help="run the public checks on one notebook (exit 0 when all pass)")
     check.add_argument("notebook", type=Path, help="the .ipynb to check")
     check.add_argument("-q", "--question", action="append", choices=QUESTION_IDS, metavar="ID",
@@ -118,6 +123,18 @@ def _grade(args: argparse.Namespace, console: Console) -> ExitCode:
         console.print(f"Gradebook: {args.out / 'gradebook.csv'}; class report: {args.out / 'report.html'}; "
                       f"per-student results.json and feedback.md in {args.out}/")
     return ExitCode.UNGRADABLE if ungradable else ExitCode.OK
+
+
+def _job(args: argparse.Namespace, console: Console) -> ExitCode:
+    if not args.submission.exists():
+        console.print(f"[red]error:[/] {args.submission} does not exist")
+        return ExitCode.USAGE
+    for warning in isolation.detect().warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    outcome = grade_submission(args.submission, args.out, seed=args.seed)
+    console.print(f"{outcome.student}: {sum(outcome.scores.values()):g} / {MAX_TOTAL}, {outcome.status}; "
+                  f"wrote {args.out / 'results.json'}", markup=False)
+    return ExitCode.OK if outcome.gradable else ExitCode.UNGRADABLE
 
 
 def _check(args: argparse.Namespace, console: Console) -> ExitCode:
@@ -195,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.USAGE if exc.code else ExitCode.OK
     console = Console(stderr=False, highlight=False)
     try:
-        commands = {"grade": _grade, "check": _check, "verify": _verify, "review": _review, "merge": _merge}
+        commands = {"grade": _grade, "job": _job, "check": _check, "verify": _verify, "review": _review, "merge": _merge}
         return int(commands[args.command](args, console))
     except KeyboardInterrupt:
         console.print("interrupted: finished submissions are saved; run the same command again to resume")

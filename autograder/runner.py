@@ -76,19 +76,19 @@ def discover(folder: Path) -> list[Submission]:
             found.setdefault(_student_id(entry.stem), []).append(entry)
         elif entry.is_dir():
             found.setdefault(_student_id(entry.name), []).extend(_notebooks(entry))
-    subs = []
-    for student, paths in sorted(found.items()):
-        if len(paths) == 1 and paths[0].stat().st_size > MAX_NOTEBOOK_BYTES:
-            subs.append(Submission(student, None, f"notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"))
-        elif len(paths) == 1:
-            subs.append(Submission(student, paths[0]))
-        elif not paths:
-            subs.append(Submission(student, None, "no notebook found in the student's folder"))
-        else:
-            names = ", ".join(str(p.relative_to(folder)) for p in paths)
-            problem = one_line(f"{len(paths)} notebooks for one student ({names}); keep one", 300)
-            subs.append(Submission(student, None, problem))
-    return subs
+    return [_submission(student, paths, folder) for student, paths in sorted(found.items())]
+
+
+def _submission(student: str, paths: list[Path], folder: Path) -> Submission:
+    """``student``'s submission from the notebooks found for it: gradable when there is exactly one."""
+    if not paths:
+        return Submission(student, None, "no notebook found in the student's folder")
+    if len(paths) > 1:
+        names = ", ".join(str(p.relative_to(folder)) for p in paths)
+        return Submission(student, None, one_line(f"{len(paths)} notebooks for one student ({names}); keep one", 300))
+    if paths[0].stat().st_size > MAX_NOTEBOOK_BYTES:
+        return Submission(student, None, f"notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
+    return Submission(student, paths[0])
 
 
 def student_dir(out: Path, student: str) -> Path:
@@ -106,8 +106,12 @@ def student_dir(out: Path, student: str) -> Path:
 
 
 def write_reports(out: Path, student: str, graded: Graded) -> None:
-    """``results.json``, ``feedback.md`` and ``run.json`` (timing) of one student."""
-    folder = student_dir(out, student)
+    """``results.json``, ``feedback.md`` and ``run.json`` (timing) of one student, in its folder of ``out``."""
+    write_reports_in(student_dir(out, student), student, graded)
+
+
+def write_reports_in(folder: Path, student: str, graded: Graded) -> None:
+    """``write_reports`` into ``folder`` itself (one job per container, as Gradescope runs it)."""
     write_atomic(folder / "feedback.md", render_feedback(student, graded))
     write_atomic(folder / "run.json", json.dumps({"seconds": round(graded.seconds, 3)}) + "\n")
     write_atomic(folder / "results.json", render_results(graded))  # last: its key marks the job done
@@ -142,12 +146,35 @@ def _resumed(out: Path, student: str, key: str) -> Outcome | None:
     return Outcome(student, summary["scores"], summary["status"], bool(summary.get("gradable", True)), True, 0.0)
 
 
-def _problem(out: Path, sub: Submission, seed: int) -> Outcome:
-    """A submission without a single notebook: graded as an empty notebook with that status."""
+def grade_submission(submission: Path, results: Path, seed: int = 0) -> Outcome:
+    """Grade one submission, a notebook or a folder holding one, into ``results/`` itself.
+
+    The job of a Gradescope container (``/autograder/submission`` →
+    ``/autograder/results``) or of any cluster worker.
+    """
+    if submission.is_dir():
+        sub = _submission(_student_id(submission.name), _notebooks(submission), submission)
+    else:
+        sub = _submission(_student_id(submission.stem), [submission], submission.parent)
+    torch.set_num_threads(1)
+    if sub.path is None:
+        graded = _ungradable(sub, seed)
+    else:
+        graded = grade_notebook(sub.path.read_bytes(), sandbox=_worker_sandbox(), seed=seed)
+    write_reports_in(results, sub.student, graded)
+    return Outcome(sub.student, graded.scores, graded.status, graded.gradable, False, graded.seconds)
+
+
+def _ungradable(sub: Submission, seed: int) -> Graded:
+    """A submission without a single notebook: graded as an empty notebook, with its problem as status."""
     graded = grade_notebook(b"", sandbox=_worker_sandbox(), seed=seed)
-    graded = Graded(graded.key, sub.problem or "", graded.scores, graded.checks, (), {}, False)
+    return Graded(graded.key, sub.problem or "", graded.scores, graded.checks, (), {}, False)
+
+
+def _problem(out: Path, sub: Submission, seed: int) -> Outcome:
+    graded = _ungradable(sub, seed)
     write_reports(out, sub.student, graded)
-    return Outcome(sub.student, graded.scores, sub.problem or "", False, False, 0.0)
+    return Outcome(sub.student, graded.scores, graded.status, False, False, 0.0)
 
 
 def grade_class(

@@ -47,7 +47,8 @@ def _histograms(rows: list[dict[str, str]]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(4, 6, figsize=(14, 8), constrained_layout=True)
+    fig, axes = plt.subplots(4, 6, figsize=(14, 8))
+    fig.subplots_adjust(left=0.03, right=0.99, bottom=0.04, top=0.96, wspace=0.3, hspace=0.45)
     for ax, qid in zip(axes.flat, QUESTION_IDS):
         scores = [float(r[qid]) for r in rows]
         ax.hist(scores, bins=min(12, BY_ID[qid].points * 2 + 1), range=(0, BY_ID[qid].points), color="#36c")

@@ -61,3 +61,18 @@ def test_the_example_notebooks_are_built_from_their_sources():
 
     for path, nb in notebooks().items():
         assert path.read_text() == render(nb), f"{path.name} is stale: run make notebooks"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(1, 11))
+def test_the_solution_scores_full_marks_under_other_seeds(sandbox, seed):
+    result = grade_notebook((EXAMPLES / "solution.ipynb").read_bytes(), sandbox=sandbox, seed=seed)
+    assert {r.qid: r.message for r in result.checks if r.status != "passed"} == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(1, 4))
+@pytest.mark.parametrize("flaw", FLAWS, ids=lambda f: f.student)
+def test_each_flaw_costs_its_question_under_other_seeds(sandbox, flaw, seed):
+    result = grade_notebook((EXAMPLES / f"{flaw.student}.ipynb").read_bytes(), sandbox=sandbox, seed=seed)
+    assert {q for q in QUESTION_IDS if result.scores[q] < BY_ID[q].points} == {flaw.qid}
