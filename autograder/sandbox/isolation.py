@@ -78,6 +78,17 @@ def _python_roots() -> list[str]:
     return minimal
 
 
+def _parents_to_create(roots: list[str]) -> list[str]:
+    """The parent folders of ``roots`` that the view lacks: all but those inside a bound system tree.
+
+    ``/tmp`` is a fresh tmpfs, so a Python installation under ``/tmp/x`` needs
+    ``/tmp/x`` created too (readable, or the student's uid cannot reach it).
+    """
+    trees = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/proc", "/dev")
+    parents = {str(a) for r in roots for a in Path(r).parents if str(a) not in ("/", "/tmp")}
+    return sorted((p for p in parents if not any(p == t or p.startswith(t + "/") for t in trees)), key=len)
+
+
 def bwrap_command(runtime_parent: str, python: str, switch_uid: bool, command: list[str] | None = None) -> list[str]:
     """The bubblewrap command line that starts the zygote (or ``command``) in its own namespaces."""
     argv = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net",
@@ -93,10 +104,8 @@ def bwrap_command(runtime_parent: str, python: str, switch_uid: bool, command: l
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
         argv += ["--ro-bind-try", etc, etc]
     roots = _python_roots()
-    bound = ["/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/tmp", "/proc", "/dev"]
-    for parent in sorted({str(a) for r in roots for a in Path(r).parents if str(a) != "/"}, key=len):
-        if not any(parent == b or parent.startswith(b + "/") for b in bound):
-            argv += ["--perms", "0755", "--dir", parent]  # bwrap would make it 0700: unreadable to students
+    for parent in _parents_to_create(roots):
+        argv += ["--perms", "0755", "--dir", parent]  # bwrap would make it 0700: unreadable to students
     for root in roots:
         argv += ["--ro-bind", root, root]
     for own in _own_package_dirs():

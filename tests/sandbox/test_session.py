@@ -7,7 +7,7 @@ import torch
 
 from autograder.notebook import CodeCell
 from autograder.sandbox.errors import StudentCrashed, StudentException, StudentTimeout
-from autograder.sandbox.isolation import detect
+from autograder.sandbox.isolation import _parents_to_create, detect
 from autograder.sandbox.process import Limits, Sandbox
 from autograder.sandbox.session import StudentSession
 
@@ -116,3 +116,15 @@ def test_a_crash_during_a_call_is_typed(sandbox):
         with pytest.raises(StudentCrashed) as info:
             s.call("die", seed=0)
         assert "exit code 9" in str(info.value)
+
+
+def test_modules_that_torch_imports_lazily_load_in_the_student_process(sandbox):
+    source = "import torch._subclasses.schema_check_mode\nimport torch.utils.data\nok = True\n"
+    with StudentSession(sandbox, (CodeCell(0, source),)) as session:
+        assert session.runs[0].status == "ok", session.runs[0].error
+
+
+def test_an_installation_under_tmp_gets_readable_parent_folders():
+    # /tmp is a fresh tmpfs in the view: /tmp/x must be created 0755, or another uid cannot reach /tmp/x/.venv
+    roots = ["/tmp/x/y/.venv", "/usr/lib/python3.11", "/opt/py/lib"]
+    assert _parents_to_create(roots) == ["/opt", "/tmp/x", "/opt/py", "/tmp/x/y"]
