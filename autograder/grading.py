@@ -8,9 +8,12 @@ container can run it as one job.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from autograder import __version__
 from autograder.checks import QUESTIONS, CheckResult, run_check, skipped
@@ -41,9 +44,25 @@ class Graded:
         return round(sum(self.scores.values()), 2)
 
 
+@functools.cache
+def grader_version() -> str:
+    """The package version and a hash of the grader's own source (checks, sandbox, reference).
+
+    A changed check or reference invalidates earlier results even when the
+    version number was not bumped, so a resumed run never keeps stale grades.
+    """
+    digest = hashlib.sha256()
+    for package in ("autograder", "reference"):
+        spec = importlib.util.find_spec(package)
+        root = Path(spec.origin).parent if spec and spec.origin else None
+        for path in sorted(root.rglob("*.py")) if root else ():
+            digest.update(path.relative_to(root.parent).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
 def submission_key(data: bytes, seed: int) -> str:
     """Identifies a grading job: same notebook, grader version and seed → same results."""
-    return hashlib.sha256(b"%s\0%d\0" % (__version__.encode(), seed) + data).hexdigest()
+    return hashlib.sha256(b"%s\0%d\0" % (grader_version().encode(), seed) + data).hexdigest()
 
 
 _UNREADABLE = "could not be inspected"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from autograder import __version__
+from autograder.grading import grader_version
 from autograder.contract import BY_ID, MAX_TOTAL
 from autograder.grading import Graded
 
@@ -43,7 +43,7 @@ def render_results(graded: Graded) -> str:
         "tests": tests,
         "extra_data": {
             "key": graded.key,
-            "grader_version": __version__,
+            "grader_version": grader_version(),
             "status": graded.status,
             "gradable": graded.gradable,
             "scores": graded.scores,

@@ -73,3 +73,28 @@ def test_a_rerun_resumes_and_gives_identical_bytes(class_run):
 
 def test_usage_errors_exit_2(tmp_path):
     assert _grade(tmp_path / "missing", tmp_path / "out").returncode == 2
+
+
+def test_a_changed_check_or_reference_changes_the_grader_version(tmp_path, monkeypatch):
+    import importlib.util
+
+    from autograder import grading
+
+    original = grading.grader_version()
+    copy = tmp_path / "reference"
+    shutil.copytree(Path(importlib.util.find_spec("reference").origin).parent, copy)
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return importlib.util.spec_from_file_location(name, copy / "__init__.py") if name == "reference" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    grading.grader_version.cache_clear()
+    try:
+        assert grading.grader_version() == original  # same bytes elsewhere: same version
+        (copy / "vq.py").write_text((copy / "vq.py").read_text() + "\n# a fix\n")
+        grading.grader_version.cache_clear()
+        changed = grading.grader_version()
+        assert changed != original and changed.split("+")[0] == original.split("+")[0]
+    finally:
+        grading.grader_version.cache_clear()
