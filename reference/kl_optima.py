@@ -19,6 +19,7 @@ Numbers quoted in the model answers (reproduced by ``tests/reference``):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +54,12 @@ _MAX_STEP = 0.5
 
 @dataclass(frozen=True)
 class GaussianFit:
-    """A stationary Gaussian ``N(loc, scale²)`` and its KL to the mixture."""
+    """A stationary Gaussian ``q = N(loc, scale²)`` and its KL divergence to the mixture p_m.
+
+    All three fields are Python floats: ``loc`` and ``scale > 0`` are q's
+    parameters, ``kl`` is KL(q‖p_m) (reverse) or KL(p_m‖q) (forward),
+    whichever objective the point is stationary for.
+    """
 
     loc: float
     scale: float
@@ -61,7 +67,11 @@ class GaussianFit:
 
 
 def mixture_log_density(x: torch.Tensor, m: float) -> torch.Tensor:
-    """log p_m(x) with ``p_m = ½ N(−m, 1) + ½ N(m, 1)``; ``x: (*S)`` → ``(*S)``."""
+    """log p_m(x) with ``p_m = ½ N(−m, 1) + ½ N(m, 1)``; ``x: (*S)`` → ``(*S)``.
+
+    ``log p_m(x) = logsumexp(−½ (x + m)², −½ (x − m)²) − log 2 − ½ log 2π``,
+    finite for every finite x (no density underflows to 0 first).
+    """
     components = torch.stack([-0.5 * (x + m) ** 2, -0.5 * (x - m) ** 2])  # (2, *S)
     return torch.logsumexp(components, 0) - math.log(2.0) - 0.5 * math.log(2 * math.pi)
 
@@ -113,7 +123,13 @@ def reverse_kl(loc: float | torch.Tensor, scale: float | torch.Tensor, m: float)
 def forward_kl(loc: float | torch.Tensor, scale: float | torch.Tensor, m: float) -> torch.Tensor:
     """KL(p_m‖q) = ∫ p_m (log p_m − log q) dx by trapezoidal quadrature.
 
-    Same arguments and shapes as :func:`reverse_kl`.
+    Args:
+        loc, scale: ``(*P)`` (tensors or floats, broadcast) parameters of q = N(loc, scale²).
+        m: half-separation of the mixture's modes.
+
+    Returns:
+        ``(*P)`` float64, differentiable w.r.t. ``loc`` and ``scale``; at m = 0
+        it is KL(N(0, 1)‖q) = log scale + (1 + loc²) / 2 scale² − ½.
     """
     loc, scale = _as_params(loc, scale)
     x, h = _trapezoid_grid(loc, scale, m)
@@ -178,10 +194,16 @@ def _fits(kl: KL, theta: torch.Tensor, m: float) -> list[GaussianFit]:
 
 
 def forward_kl_minimum(m: float) -> GaussianFit:
-    """The minimiser of KL(p_m‖q), found numerically from (1, 1).
+    """The minimiser of KL(p_m‖q) over q = N(loc, scale²), found numerically from (1, 1).
 
-    Analytically it is moment matching, (0, √(1 + m²)); the tests check that
-    the quadrature agrees.
+    Analytically it is moment matching, ``(loc, scale) = (E_p x, √Var_p x) = (0, √(1 + m²))``;
+    the tests check that the quadrature agrees.
+
+    Args:
+        m: half-separation of the mixture's modes.
+
+    Returns:
+        a :class:`GaussianFit` (Python floats) with ``kl`` = KL(p_m‖q).
     """
     start = torch.tensor([[1.0, 0.0]], dtype=_DTYPE)
     return _fits(forward_kl, _minimise(forward_kl, start, m), m)[0]
@@ -195,6 +217,13 @@ def reverse_kl_local_minima(m: float, n_loc: int = 8, n_scale: int = 4) -> list[
     scale geometric in [1, m + 2]), keeps the end points whose gradient
     vanishes and whose Hessian is positive definite, and merges those within
     1e-6 of each other.
+
+    Args:
+        m: half-separation of the mixture's modes.
+        n_loc, n_scale: the size of the grid of starts.
+
+    Returns:
+        a list of :class:`GaussianFit` (Python floats) with ``kl`` = KL(q‖p_m).
     """
     locs = torch.linspace(-m - 2, m + 2, 2 * (n_loc // 2), dtype=_DTYPE)
     log_scales = torch.linspace(0.0, math.log(m + 2), n_scale, dtype=_DTYPE)
@@ -230,7 +259,11 @@ def _optimal_scale(loc: torch.Tensor, m: float, iterations: int = 40) -> torch.T
 
 
 def centre_scale(m: float) -> float:
-    """Scale of the symmetric stationary point (0, σ_c) of KL(q‖p_m)."""
+    """Scale σ_c of the symmetric stationary point (0, σ_c) of KL(N(0, σ²)‖p_m).
+
+    σ_c solves ∂KL/∂log σ = −1 + σ² E_{x ~ N(0, σ²)}[−(log p_m)''(x)] = 0, by
+    bisection over log σ in [0, log(m + 2)]; returns it as a Python float.
+    """
     return _optimal_scale(torch.zeros(1, dtype=_DTYPE), m).item()
 
 
@@ -257,6 +290,7 @@ def _bisect(sign_change: Callable[[float], float], lo: float, hi: float, tol: fl
     return (lo + hi) / 2
 
 
+@functools.cache  # a pure function of its floats, and seconds of quadrature
 def mode_seeking_onset(lo: float = 2.0, hi: float = 3.0, tol: float = 1e-5) -> float:
     """m*: the half-separation above which KL(q‖p_m) has off-centre minima.
 
@@ -271,6 +305,13 @@ def mode_seeking_onset(lo: float = 2.0, hi: float = 3.0, tol: float = 1e-5) -> f
     loc cannot serve as the criterion: by reparameterisation
     ∂²KL/∂loc² = E_q[−(log p_m)''] at loc = 0, and stationarity in log σ
     makes σ_c² E_q[−(log p_m)''] = 1, so the curvature is 1/σ_c² > 0.
+
+    Args:
+        lo, hi: a bracket of m* (the sign of the slope must change inside).
+        tol: the bisection's final bracket width.
+
+    Returns:
+        m* as a Python float (≈ 2.4123).
     """
     return _bisect(_min_profile_slope, lo, hi, tol)
 
@@ -285,6 +326,7 @@ def _mode_minus_centre_kl(m: float) -> float:
     return mode.kl - reverse_kl(0.0, centre_scale(m), m).item()
 
 
+@functools.cache
 def global_switch_separation(lo: float = 2.5, hi: float = 3.0, tol: float = 1e-6) -> float:
     """The half-separation above which the mode-seeking minima are the global ones.
 
@@ -292,5 +334,12 @@ def global_switch_separation(lo: float = 2.5, hi: float = 3.0, tol: float = 1e-6
     :func:`mode_seeking_onset` and this value the centre is the global minimum
     and the two mode-seeking minima are worse local ones; above it the order
     is reversed, as at m = 3.
+
+    Args:
+        lo, hi: a bracket of the switch (the KL difference must change sign inside).
+        tol: the bisection's final bracket width.
+
+    Returns:
+        the half-separation as a Python float (≈ 2.8001).
     """
     return _bisect(_mode_minus_centre_kl, lo, hi, tol)

@@ -211,6 +211,9 @@ def render(nb: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
+    import torch
+
+    torch.set_num_threads(1)  # the quadrature behind the quoted numbers is many small ops: threads only slow it
     stale = []
     for path, nb in notebooks().items():
         text = render(nb)

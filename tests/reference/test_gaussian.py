@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import mpmath
 import pytest
 import torch
 from hypothesis import given
@@ -127,8 +128,8 @@ def test_b1_hand_built(dtype):
     assert torch.equal(raw, raw_before), "raw was modified in place"
 
 
-def test_b1_exp_diagonal_trap_differs():
-    """Students often use exp on the diagonal: same shape, but a different factor."""
+def test_trap_b1_exp_instead_of_softplus_diagonal():
+    """Students often use exp on the diagonal: same shape, but a different factor (and overflow)."""
     raw = torch.tensor([[0.0, 1.0], [2.0, 100.0]], dtype=F64)
     L = scale_tril_from_raw(raw)
     exp_variant = torch.tril(raw, -1) + torch.diag_embed(raw.diagonal().exp())
@@ -170,7 +171,7 @@ def test_b2_hand_built():
     assert torch.equal(covariance_from_scale_tril(L), expected)
 
 
-def test_b2_transpose_trap_differs():
+def test_trap_b2_lt_l_instead_of_l_lt():
     """``Lᵀ L`` has the same determinant but is another matrix when L is not diagonal."""
     sigma = covariance_from_scale_tril(L3)
     torch.testing.assert_close(sigma, L3 @ L3.mT)
@@ -238,8 +239,13 @@ def test_b3_sample_mean_and_covariance(dtype):
     )
 
 
-def test_b3_statistic_rejects_transposed_factor():
-    """The same statistic tells ``z = μ + Lᵀ ε`` (covariance Lᵀ L) apart."""
+def test_trap_b3_mu_plus_lt_eps_has_covariance_lt_l():
+    """The same statistic tells ``z = μ + Lᵀ ε`` (covariance Lᵀ L) apart: the B2 trap in a sampler.
+
+    Its (0, 0) entry has mean (Lᵀ L − L Lᵀ)_00 / SE ≈ 1028 and standard deviation
+    √(2 (Lᵀ L)_00² / 2 (L Lᵀ)_00²) ≈ 4.3 under the wrong law, so falling below 60 needs a
+    deviation of > 200 of its standard deviations: false-fail probability far below 1e-100.
+    """
     eps = torch.randn(N_MC, 3, dtype=F64, generator=torch.Generator().manual_seed(4002))
     z_wrong = MU3 + eps @ L3  # rows μ + Lᵀ ε
     assert _moment_statistics(z_wrong, MU3, L3 @ L3.mT).abs().max() > 10 * Z_MAX
@@ -332,6 +338,91 @@ def test_b4_ill_conditioned_rejects_explicit_inverse(dtype, d):
     exact = _std_normal_log_prob(eps.double()) - log_det
     rel = ((naive.double() - exact).abs() / exact.abs().clamp_min(1)).nan_to_num(nan=math.inf)
     assert rel.max() > 1e-2
+
+
+def _random_ill_conditioned(d: int, dtype: torch.dtype, seed: int):
+    """Non-dyadic factors ``L (3, 4, D, D)``: diagonal log-uniform in [1e-4, 1] with one entry exactly 1e-4
+    per factor, Gaussian strict lower part; ``mu (4, D)`` broadcasting against L's batch."""
+    g = torch.Generator().manual_seed(seed)
+    diag = 10 ** (-4 * torch.rand(3, 4, d, generator=g, dtype=F64))
+    diag[..., 0] = 1e-4
+    L = torch.randn(3, 4, d, d, generator=g, dtype=F64).tril(-1) + torch.diag_embed(diag)
+    mu = torch.randn(4, d, generator=g, dtype=F64)
+    return L.to(dtype), mu.to(dtype), g
+
+
+def _high_precision_log_prob(z: torch.Tensor, mu: torch.Tensor, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact log N(z; μ, L Lᵀ) of the given floating-point numbers, and the error any stable float evaluation may make.
+
+    The value: forward substitution in 80-digit mpmath on the inputs taken as exact binary numbers.
+    The bound, first order in the unit roundoff u of the inputs' dtype: forming b = z − μ rounds
+    componentwise (|δb| ≤ u|b|), and forward substitution is componentwise backward stable,
+    (L + ΔL) ε̂ = b̂ with |ΔL| ≤ D u |L| (Higham, *Accuracy and Stability*, Thm 8.5), so
+    |δε| ≤ u |L⁻¹| (|b| + D |L| |ε|). Then ½‖ε‖² moves by ≤ ‖ε‖ ‖δε‖ + D u ‖ε‖², Σ log L_ii by
+    ≤ D u (Σ |log L_ii| + 1), and the final roundings by u |value|; the bound is 4× their sum.
+    Shapes: ``z, mu: (*B, D)``, ``L: (*B, D, D)`` broadcast → two float64 ``(*B,)``.
+    """
+    mpmath.mp.dps = 80
+    u = torch.finfo(z.dtype).eps / 2
+    batch = torch.broadcast_shapes(z.shape[:-1], mu.shape[:-1], L.shape[:-2])
+    d = L.shape[-1]
+    zs = z.double().expand(*batch, d).reshape(-1, d).tolist()
+    mus = mu.double().expand(*batch, d).reshape(-1, d).tolist()
+    Ls = L.double().expand(*batch, d, d).reshape(-1, d, d).tolist()
+    values, bounds = [], []
+    for z_, mu_, L_ in zip(zs, mus, Ls):
+        Lm = mpmath.matrix(L_)
+        b = [mpmath.mpf(zi) - mpmath.mpf(mi) for zi, mi in zip(z_, mu_)]
+        eps = mpmath.lu_solve(Lm, mpmath.matrix(b))
+        inv_abs = [[abs(x) for x in row] for row in (Lm**-1).tolist()]
+        L_abs_eps = [sum(abs(Lm[i, j]) * abs(eps[j]) for j in range(d)) for i in range(d)]
+        rhs = [abs(b[i]) + d * L_abs_eps[i] for i in range(d)]
+        delta = [u * sum(inv_abs[i][j] * rhs[j] for j in range(d)) for i in range(d)]
+        norm_eps2 = sum(e**2 for e in eps)
+        log_diag = [mpmath.log(Lm[i, i]) for i in range(d)]
+        value = -norm_eps2 / 2 - d * mpmath.log(2 * mpmath.pi) / 2 - sum(log_diag)
+        bound = (
+            mpmath.sqrt(norm_eps2) * mpmath.sqrt(sum(x**2 for x in delta))
+            + d * u * norm_eps2
+            + d * u * (sum(abs(x) for x in log_diag) + 1)
+            + u * abs(value)
+        )
+        values.append(float(value))
+        bounds.append(4 * float(bound))
+    return torch.tensor(values, dtype=F64).reshape(batch), torch.tensor(bounds, dtype=F64).reshape(batch)
+
+
+@pytest.mark.parametrize("dtype,d", [(F64, 2), (F64, 4), (F64, 6), (torch.float32, 2), (torch.float32, 4)])
+def test_b4_b5_random_ill_conditioned_factors_match_torch_distributions(dtype, d):
+    """Diagonal down to exactly 1e-4 (cond(L) up to ~1e18), batched and broadcast, on and off the distribution.
+
+    Ground truth is the high-precision value for the very floats passed in; both the reference
+    and ``MultivariateNormal(mu, scale_tril=L)`` must lie within the forward-error bound of a
+    stable evaluation (:func:`_high_precision_log_prob`), so they agree with each other to
+    twice that. Where L is well enough conditioned the bound is tight (≲ 1e-12 relative in
+    float64); for cond(L) ~ 1e18 no float64 method can do better than it allows.
+    """
+    L, mu, g = _random_ill_conditioned(d, dtype, seed=10 + d)
+    eps = torch.randn(5, 3, 4, d, generator=g, dtype=F64).to(dtype)
+    off = (3 * torch.randn(5, 3, 4, d, generator=g, dtype=F64)).to(dtype)
+    for z in (rsample_full_gaussian(mu, L, eps), off):
+        out = full_gaussian_log_prob(z, mu, L)
+        assert out.shape == (5, 3, 4) and out.dtype == dtype
+        exact, bound = _high_precision_log_prob(z, mu, L)
+        mvn = MultivariateNormal(mu, scale_tril=L).log_prob(z)
+        for name, got in (("reference", out), ("MultivariateNormal", mvn)):
+            err = (got.double() - exact).abs()
+            assert (err <= bound).all(), f"{name}: max error/bound {(err / bound).max().item():.3g}"
+        # The bound has teeth: the explicit form −½ xᵀ Σ⁻¹ x − ½ log det Σ breaks it (at 33–92 % of these points).
+        x = (z - mu).unsqueeze(-1)
+        sigma = L @ L.mT
+        naive = -0.5 * (x.mT @ torch.linalg.inv(sigma) @ x)[..., 0, 0] - 0.5 * d * LOG_2PI - 0.5 * torch.logdet(sigma)
+        assert ((naive.double() - exact).abs() > bound).any()
+    kl = kl_full_gaussian_standard_normal(mu, L)
+    assert kl.shape == (3, 4) and kl.dtype == dtype
+    tol = TOL[dtype]
+    torch.testing.assert_close(kl, _kl_reference(mu, L), **tol)
+    torch.testing.assert_close(kl.double(), _kl_reference(mu.double(), L.double()), **tol)
 
 
 # --------------------------------------------------------------------------- B5 kl_full_gaussian_standard_normal

@@ -174,6 +174,18 @@ def test_expected_log_gaussian_agrees_with_sympy_lemma():
     torch.testing.assert_close(expected_log_gaussian(mu_q, logvar_q, mu_p, logvar_p), expected, **TOL[F64])
 
 
+@pytest.mark.parametrize("point", [(0, 1, 0, 1), ("1/2", "3/2", "-2", "1/4"), ("-3", "1/8", "5/2", "7")])
+def test_expected_log_gaussian_matches_c3_evaluated_by_sympy(point):
+    """C2 at a rational point against C3 substituted and evaluated by sympy to 30 digits (1-D, s = std)."""
+    syms = sympy.symbols("mu_q s_q mu_p s_p", positive=True)
+    values = [sympy.Rational(v) for v in point]
+    exact = expected_log_gaussian_sympy(*syms).subs(dict(zip(syms, values))).evalf(30)
+    mu_q, s_q, mu_p, s_p = (torch.tensor([[float(v)]], dtype=F64) for v in values)
+    got = expected_log_gaussian(mu_q, 2 * s_q.log(), mu_p, 2 * s_p.log())
+    assert got.shape == (1,)
+    assert got.item() == pytest.approx(float(exact), rel=1e-13, abs=1e-13)
+
+
 def test_expected_log_gaussian_gradcheck():
     p = _problem(B=3, K=1, J=2)
     args = [t.clone().requires_grad_() for t in (p["mu_z"], p["logvar_z"], p["mu_c"], p["logvar_c"])]
@@ -288,6 +300,20 @@ def test_elbo_with_one_cluster_is_the_vae_elbo(dtype, L, B, J, D):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_elbo_with_one_standard_normal_cluster_is_the_plain_vae_elbo(dtype):
+    """K = 1, μ_1 = 0, σ_1 = 1: the plain VAE ELBO, recon − ½ Σ_j (σ̃_j² + μ̃_j² − 1 − log σ̃_j²) written out."""
+    p = _problem(B=5, K=1, J=3, D=4, L=3, seed=42)
+    p.update(gamma=torch.ones(5, 1, dtype=F64), log_pi=torch.zeros(1, dtype=F64))
+    p.update(mu_c=torch.zeros(1, 3, dtype=F64), logvar_c=torch.zeros(1, 3, dtype=F64))
+    x, logits = p["x"], p["x_logits"]
+    recon = (x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)).sum(-1).mean(0)
+    kl = 0.5 * (p["logvar_z"].exp() + p["mu_z"] ** 2 - 1 - p["logvar_z"]).sum(-1)
+    got = gmvae_elbo(**{k: v.to(dtype) for k, v in p.items()})
+    assert got.dtype == dtype and got.shape == (5,)
+    torch.testing.assert_close(got.double(), recon - kl, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
 @pytest.mark.parametrize("seed", range(3))
 def test_elbo_matches_kl_decomposition(dtype, seed):
     p = _problem(B=5, K=4, J=3, D=6, L=3, seed=seed)
@@ -337,9 +363,16 @@ def test_elbo_one_hot_gamma_is_finite():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
-def test_elbo_finite_for_saturated_logits(dtype):
+def test_trap_c4_log_sigmoid_overflow(dtype):
+    """Logits ±100: the reference is finite and exact; x log σ(l) + (1 − x) log(1 − σ(l)) is not.
+
+    σ(100) rounds to 1 in both dtypes, so log(1 − σ) = −inf and 0 · log(0) = nan.
+    """
     x = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]], dtype=dtype)
     x_logits = torch.tensor([[[100.0, -100.0, -100.0, 100.0], [100.0, 100.0, -100.0, -100.0]]], dtype=dtype)
+    mu_x = torch.sigmoid(x_logits)
+    naive = (x * torch.log(mu_x) + (1 - x) * torch.log(1 - mu_x)).sum(-1).mean(0)
+    assert not torch.isfinite(naive).any()
     zeros = torch.zeros(2, 3, dtype=dtype)
     # With q = the single cluster = N(0, I), every term but the reconstruction is 0.
     got = gmvae_elbo(
@@ -408,7 +441,10 @@ SEED_TRAPS = {"entropy with σ_c²": dict(entropy="cluster"), "2π kept in the e
 
 
 @pytest.mark.parametrize("trap", list(SEED_TRAPS))
-def test_elbo_seed_trap_gives_a_different_value(trap):
+def test_trap_seed004_35_entropy_uses_q_variance(trap):
+    # Seed 004 §3.5's last lines put σ_j² (a cluster's variance) where H(q(z|x)) needs q's own
+    # σ̃_j², and the 2π of the entropy cancels the lemma's. The reference equals the ELBO built
+    # from torch.distributions KLs; both misreadings are off by > 0.1 on every row.
     p = _problem(B=4, K=3, J=3)
     truth = _elbo_from_kl(p)
     torch.testing.assert_close(_seed_formula(p), truth, **TOL[F64])  # 2π-free form, σ̃² in the entropy: correct

@@ -5,6 +5,8 @@ trap they correct: the seed says reverse KL has "no global minimum".
 """
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +139,84 @@ def test_global_switch_orders_centre_and_modes(offset):
     assert switch == pytest.approx(2.8001, abs=2e-4)
     left, centre, right = kl_optima.reverse_kl_local_minima(switch + offset)
     assert (right.kl < centre.kl) == (offset > 0)
+
+
+# ---------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize("m", [0.0, 2.0, 3.0])
+@pytest.mark.parametrize("kl", [kl_optima.reverse_kl, kl_optima.forward_kl], ids=["reverse", "forward"])
+def test_kl_gradcheck(kl, m):
+    # The quadrature grid is placed from detached (loc, scale); it moves with the finite-difference
+    # step, but the trapezoid error (< 1e-12) is far below gradcheck's tolerance.
+    loc = torch.tensor([-1.0, 0.5, 2.9], dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor([0.8, 2.0, 1.1], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, s: kl(a, s, m), (loc, scale))
+
+
+def test_mixture_log_density_gradcheck_and_closed_form():
+    x = torch.tensor([-40.0, -3.0, -0.2, 0.0, 1.5, 3.0, 40.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: kl_optima.mixture_log_density(x, 3.0), (x,))
+    expected = np.logaddexp(norm.logpdf(x.detach().numpy(), -3, 1), norm.logpdf(x.detach().numpy(), 3, 1)) - math.log(2)
+    torch.testing.assert_close(kl_optima.mixture_log_density(x.detach(), 3.0), torch.from_numpy(expected))
+
+
+# ---------------------------------------------------------------- the README's table
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+_ROW = re.compile(
+    r"^\| ½N\(−(?P<m>[\d.]+),1\)\+½N\([\d.]+,1\) \| (?P<dir>forward|reverse) KL[^|]*\| "
+    r"\((?P<loc>±?[\d.]+), (?:√(?P<root>\d+) ≈ )?(?P<scale>[\d.]+)\)(?P<words>[^|]*)\| (?P<kl>[\d.]+) \|$"
+)
+
+
+def _readme_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("## Reference solutions")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end >= 0 else None]
+
+
+def _assert_quoted(quoted: str, value: float, what: str) -> None:
+    """``quoted`` is ``value`` rounded to the digits it shows (half a unit of the last digit)."""
+    decimals = len(quoted.partition(".")[2])
+    message = f"README quotes {what} = {quoted}, computed {value!r}"
+    assert abs(value - float(quoted)) <= 0.5 * 10**-decimals + 1e-12, message
+
+
+def test_readme_table_matches_kl_optima(onset):
+    """Every number of the README's Part A table (and m*, the switch) is kl_optima's, to the digits quoted."""
+    section = _readme_section()
+    rows = [match for line in section.splitlines() if (match := _ROW.match(line.strip()))]
+    assert len(rows) == 5, f"expected the 5 rows of the optima table, parsed {len(rows)}"
+    covered: dict[float, set[int]] = {}
+    for row in rows:
+        m, what = float(row["m"]), f"{row['dir']} KL, m = {row['m']}"
+        if row["dir"] == "forward":
+            fits = [kl_optima.forward_kl_minimum(m)]
+        else:
+            minima = kl_optima.reverse_kl_local_minima(m)
+            wanted = [i for i, f in enumerate(minima) if (abs(f.loc) < 1e-6) == (row["loc"] == "0")]
+            covered.setdefault(m, set()).update(wanted)
+            fits = [minima[i] for i in wanted]
+            best = min(f.kl for f in minima)
+            if "global" in row["words"]:
+                assert all(f.kl == pytest.approx(best, abs=1e-12) for f in fits), what
+            if "worse" in row["words"]:
+                assert all(f.kl > best + 1e-3 for f in fits), what
+            if "only" in row["words"]:
+                assert len(minima) == 1, what
+        assert fits and len(fits) == (2 if row["loc"].startswith("±") else 1), f"{what}: minima {fits}"
+        for fit in fits:
+            if row["loc"] == "0":
+                assert abs(fit.loc) < 1e-6, f"{what}: loc {fit.loc}"
+            else:
+                _assert_quoted(row["loc"].lstrip("±"), abs(fit.loc), f"{what} |loc|")
+            _assert_quoted(row["scale"], fit.scale, f"{what} scale")
+            if row["root"]:
+                assert fit.scale == pytest.approx(math.sqrt(int(row["root"])), abs=1e-6), what
+            _assert_quoted(row["kl"], fit.kl, f"{what} KL")
+    for m, indices in covered.items():  # no reverse minimum is left out of the table
+        assert indices == set(range(len(kl_optima.reverse_kl_local_minima(m)))), f"m = {m}: rows cover {indices}"
+    _assert_quoted(re.search(r"m\* ≈ ([\d.]+)", section)[1], onset, "m*")
+    _assert_quoted(re.search(r"above m ≈ ([\d.]+)", section)[1], kl_optima.global_switch_separation(), "the switch")

@@ -93,7 +93,8 @@ def test_e1_shape_dtype_range(n, h, w, k, j):
 
 @pytest.mark.parametrize("sampler", [sample_images, _argmax_trap], ids=["reference", "argmax-trap"])
 @pytest.mark.parametrize("probs", [(0.7, 0.3), (0.5, 0.3, 0.2)])
-def test_e1_pixels_are_sampled_not_argmaxed(sampler, probs):
+def test_trap_seed000_q11_pixels_are_sampled_not_argmaxed(sampler, probs):
+    # Seed 000 Q1.1 "select the largest probability": wrong, pixels are sampled.
     # 200 images × 64 pixels = 12800 i.i.d. pixels. Hoeffding: P(|freq_c − p_c| ≥ 0.03)
     # ≤ 2 exp(−2 · 12800 · 0.03²) = 2.0e-10 per level; ≤ 3 levels: false-fail < 1e-9.
     # argmax puts every pixel on level 0, off by ≥ 0.3 in level 1.
@@ -105,7 +106,8 @@ def test_e1_pixels_are_sampled_not_argmaxed(sampler, probs):
 
 
 @pytest.mark.parametrize("sampler", [sample_images, _z_per_pixel_trap], ids=["reference", "z-per-pixel-trap"])
-def test_e1_one_z_per_image(sampler):
+def test_trap_seed000_q11_one_z_per_image(sampler):
+    # Seed 000 Q1.1 "for a pixel, sample z": wrong, one z is drawn per image and shared by its pixels.
     # With one z per image, pixels follow the sign of z[0]: the agreement of a pixel with
     # pixel (0, 0) has mean (1−q)² + q² ≥ 0.9993 (q = sigmoid(−8)) and the Pearson
     # correlation of two pixels across images is ≈ 1; with one z per pixel they are
@@ -259,7 +261,7 @@ def test_e3_exact_posterior_property(model, data, S):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
-def test_e2_finite_when_every_log_likelihood_is_tiny(dtype):
+def test_trap_e2_naive_log_mean_exp_underflows(dtype):
     # log p(x|z) = −1e5 + (a proper log-likelihood): exp underflows for every sample.
     model = LinearGaussian.random(2, 3, seed=3)
     x = model.b.expand(4, -1).to(dtype)
@@ -293,6 +295,60 @@ def test_e2_e3_e4_shapes_and_dtypes(model, data, B, S, dtype):
     }
     for qid, got in results.items():
         assert got.shape == (B,) and got.dtype == dtype and torch.isfinite(got).all(), (qid, got)
+
+
+@given(data=st.data(), B=st.integers(1, 4), J=st.integers(1, 3), D=st.integers(1, 3), S=st.integers(1, 5), dtype=DTYPES)
+def test_e2_e3_e4_batching_with_a_likelihood_that_ignores_z(data, B, J, D, S, dtype):
+    """log p(x | z) = f(x) for every z: then log p(x) = f(x) and p(z | x) = N(0, I), so every estimator is exact.
+
+    E2 = logsumexp_s f − log S = f; E3 with the encoder at the prior: log p(z) − log q(z) = 0 per
+    sample, so E3 = f; E4 = f − KL(q ‖ N(0, I)) for any q. Deterministic, so each batch row,
+    the batch shape and the dtype are checked exactly (no sampling error to hide behind).
+    """
+    x = data.draw(small_tensors((B, D), dtype=dtype))
+    mu, logvar = data.draw(gaussian_params(B, J, dtype=dtype))
+    f = -0.5 * x.double().square().sum(-1)  # (B,)
+
+    def log_px_given_z(x_, z):
+        assert x_.shape == (B, D) and z.shape == (S, B, J)
+        return (-0.5 * x_.to(z.dtype).square().sum(-1)).expand(z.shape[0], -1)
+
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    prior = lambda _: (torch.zeros(B, J, dtype=dtype), torch.zeros(B, J, dtype=dtype))  # noqa: E731
+    zeros = torch.zeros(B, J, dtype=F64)
+    kl = kl_divergence(_diag_normal(mu.double(), logvar.double()), _diag_normal(zeros, zeros))
+    for qid, got, expected in (
+        ("E2", log_likelihood_mc(x, log_px_given_z, J, S), f),
+        ("E3", log_likelihood_is(x, prior, log_px_given_z, S), f),
+        ("E4", elbo(x, lambda _: (mu, logvar), log_px_given_z, S), f - kl),
+    ):
+        assert got.shape == (B,) and got.dtype == dtype, qid
+        torch.testing.assert_close(got.double(), expected, **tol, msg=qid)
+
+
+def test_e2_gradcheck_wrt_x():
+    model = LinearGaussian.random(2, 3, seed=6)
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(6), dtype=F64).requires_grad_()
+
+    def f(x):
+        torch.manual_seed(2004)
+        return log_likelihood_mc(x, model.log_px_given_z, 2, 7)
+
+    assert gradcheck(f, (x,))
+
+
+def test_e3_gradcheck_wrt_x_and_encoder_parameters():
+    model = LinearGaussian.random(2, 3, seed=8)
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(3, 3, generator=g, dtype=F64).requires_grad_()
+    A = (0.3 * torch.randn(3, 4, generator=g, dtype=F64)).requires_grad_()
+    a = (0.3 * torch.randn(4, generator=g, dtype=F64)).requires_grad_()
+
+    def f(x, A, a):
+        torch.manual_seed(3004)
+        return log_likelihood_is(x, lambda x: (x @ A + a).chunk(2, -1), model.log_px_given_z, 5)
+
+    assert gradcheck(f, (x, A, a))
 
 
 # --------------------------------------------------------------------------- E4 elbo
@@ -432,6 +488,24 @@ def _mixture_prior() -> MixtureSameFamily:
     loc = torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, -2.0]], dtype=F64)
     scale = torch.tensor([[0.5, 1.0], [1.0, 0.7], [0.8, 0.8]], dtype=F64)
     return MixtureSameFamily(Categorical(torch.tensor([0.5, 0.3, 0.2], dtype=F64)), Independent(Normal(loc, scale), 1))
+
+
+def test_e5_regularization_against_a_large_monte_carlo_sample():
+    # The closed-form KL of E5 against mean_n [log q(z_n) − log N(z_n; 0, I)], z_n ~ q, n = 10⁶,
+    # both densities from torch.distributions. Exact per-sample variance Σ_j (μ²σ² + ½(σ² − 1)²)
+    # (see test_e6_standard_normal_prior_gives_the_closed_form_kl); the batch mean of B = 3 rows
+    # is one statistic, a mean of 10⁶ quadratic forms: false-fail < 6e-8 (module docstring).
+    g = torch.Generator().manual_seed(5003)
+    x, x_logits = torch.randint(0, 2, (3, 2, 2), generator=g), torch.randn(3, 2, 2, 2, generator=g, dtype=F64)
+    _, reg = vae_losses(x, x_logits, MU6, LOGVAR6)
+    n = 10**6
+    torch.manual_seed(5003)
+    q = _diag_normal(MU6, LOGVAR6)
+    z = q.sample((n,))  # (n, 3, 2)
+    terms = (q.log_prob(z) - _std_normal_log_prob(z)).mean(-1)  # (n,): the batch mean per draw
+    var = LOGVAR6.exp()
+    se = torch.sqrt((MU6.square() * var + 0.5 * (var - 1).square()).sum(-1).sum() / 9 / n)
+    _assert_z(terms.mean(), reg, se, "E5 regularization vs a 10⁶-sample KL", 5003, n)
 
 
 def test_e6_standard_normal_prior_gives_the_closed_form_kl():

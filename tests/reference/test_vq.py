@@ -186,6 +186,32 @@ def test_quantize_passes_the_decoder_gradient_at_the_code_to_z_e():
     assert not torch.allclose(got, at_z)  # the gradient at z_e itself is a different vector
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_trap_d1_straight_through_detach_on_the_wrong_side(dtype):
+    """``e + sg[z_e − e]`` (the detach on the wrong side) is wrong twice.
+
+    Its value is z_e, not the code, so the decoder never sees a quantised vector; and it
+    sends the decoder's gradient to the codebook rows, none to z_e. The reference's value is
+    exactly ``codebook[indices]`` and its gradient reaches z_e unchanged and not the codebook.
+    """
+    z_e, codebook = (t.to(dtype) for t in _near_codes())
+    z_e.requires_grad_()
+    codebook.requires_grad_()
+    cotangent = torch.linspace(-1.0, 2.0, z_e.numel(), dtype=dtype).reshape(z_e.shape)
+    z_q, idx = quantize(z_e, codebook)
+    g_z, g_code = torch.autograd.grad(z_q, (z_e, codebook), cotangent, allow_unused=True)
+    assert torch.equal(g_z, cotangent) and (g_code is None or not g_code.any())
+    e = codebook[idx]
+    wrong = e + (z_e - e).detach()
+    assert torch.equal(z_q, e)
+    torch.testing.assert_close(wrong, z_e, rtol=0, atol=4 * torch.finfo(dtype).eps)  # the value is z_e ...
+    assert (wrong - e).abs().max() > 1e-3  # ... not the code (each z_e is up to 0.05 from its code)
+    g_z, g_code = torch.autograd.grad(wrong, (z_e, codebook), cotangent, allow_unused=True)
+    assert g_z is None or not g_z.any()  # the encoder gets nothing ...
+    expected = torch.zeros_like(codebook).index_add(0, idx.reshape(-1), cotangent.reshape(-1, codebook.shape[-1]))
+    torch.testing.assert_close(g_code, expected)  # ... and the used codes get the decoder's gradient
+
+
 @given(data=st.data(), batch=batch_shapes(max_dims=3), k=st.integers(1, 4), d=st.integers(1, 3), dtype=DTYPES)
 def test_quantize_leading_dims_act_like_a_flat_batch(data, batch, k, d, dtype):
     z_e = data.draw(small_tensors((*batch, d), dtype=dtype))
@@ -351,12 +377,15 @@ def _ema_without_smoothing(cluster_size, embed_sum, z_e, indices, decay=0.99, ep
     return m / N.clamp_min(eps)[:, None], N, m
 
 
-def test_ema_without_laplace_smoothing_differs_when_a_cluster_is_empty():
+def test_trap_d3_ema_without_laplace_smoothing():
+    # An empty cluster (N'_2 = 0) with a stale sum: the unsmoothed update divides by 0 or by a floor
+    # and lands elsewhere; the reference is finite and equals the hand-computed HAND_EMA_RESULT.
     args = _hand_ema_args()
     trap, _, _ = _ema_without_smoothing(**args, decay=0.5, eps=0.5)
     got, _, _ = ema_codebook_update(**args, decay=0.5, eps=0.5)
     assert not torch.allclose(trap, got)
     assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, _t(HAND_EMA_RESULT[0]), **TOL[F64])
     no_floor = (_t(HAND_EMA_RESULT[2]) / _t(HAND_EMA_RESULT[1])[:, None])[2]
     assert torch.isinf(no_floor).all()  # m'_2 / N'_2 = [1, −1] / 0
 
