@@ -2,24 +2,33 @@
 
     python -m autograder review SUBMISSIONS --out OUT
 
-Writes ``OUT/review/<question>.html`` (question, rubric and model answer at
-the top, then every student's answer under an anonymous code, each with a
-blank score and comment row), ``OUT/review/scores.csv`` for the TAs to fill
-and ``OUT/review/key.csv`` mapping codes to students (keep it from the TAs
-to grade blind). Codes are stable: they are derived from the student id and
-a salt kept in ``key.csv``.
+Writes ``OUT/review/<question>.html`` (the question as the notebook asks it,
+the rubric and the model answer at the top, then every student's answer
+under an anonymous code, each with a blank score and comment row),
+``OUT/review/scores.csv`` for the TAs to fill and ``OUT/review/key.csv``
+mapping codes to students (keep it from the TAs to grade blind). Codes are
+stable: a student keeps the code ``key.csv`` gives it; a new student's code
+is derived from its id and the salt kept in ``key.csv`` (longer if it would
+collide with another code).
 
 How answers are found: a markdown cell tagged ``answer:<id>``; failing that,
 the first markdown cell after a cell containing the heading ``**Answer <id>**``
-(so an answer whose tag was deleted is still collected).
+(so an answer whose tag was deleted is still collected) — unless that cell is
+the assignment's own text, which means the answer cell itself was deleted.
+
+A page loads nothing: no script, no stylesheet, no external image, no link
+out of the page (see :mod:`autograder.reports.markdown`); the figure a model
+answer refers to is embedded.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import html
 import io
+import json
 import secrets
 import tomllib
 from dataclasses import dataclass
@@ -32,9 +41,13 @@ from autograder.runner import discover
 
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC = ROOT / "student_template" / "rubric.toml"
+TEMPLATE = ROOT / "student_template" / "assignment.ipynb"
 SOLUTION = ROOT / "examples" / "submissions" / "solution.ipynb"
 PLACEHOLDER = "*Write your answer here.*"
 SCORE_COLUMNS = ("student_code", "question", "score", "comment")
+KEY_HEADER = ("student_code", "student")
+CODE_DIGITS = 6
+_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{qid} — {title}</title>
@@ -44,14 +57,17 @@ header {{ border-bottom: 2px solid #333; margin-bottom: 1.5rem; }}
 section.student {{ border: 1px solid #ccc; border-radius: 6px; padding: 0.5rem 1rem; margin: 1rem 0; }}
 section.student h3 {{ margin: 0.2rem 0; font-family: monospace; }}
 .missing {{ color: #a00; font-style: italic; }}
-.note {{ color: #666; font-size: 0.9em; }}
+.note, .omitted, .url {{ color: #666; font-size: 0.9em; }}
+.link {{ text-decoration: underline; }}
+img {{ max-width: 100%; }}
 table.score {{ width: 100%; border-collapse: collapse; margin-top: 0.5rem; }}
 table.score td {{ border: 1px solid #999; padding: 0.4rem; height: 1.6rem; }}
+.question {{ background: #f6f6f6; padding: 0.5rem 1rem; border-left: 4px solid #999; }}
 .model {{ background: #f4f8ff; padding: 0.5rem 1rem; border-left: 4px solid #36c; }}
 code.latex {{ background: #eee; }}
 </style></head><body>
 <header><h1>{qid} — {title} ({points} points)</h1>
-<p>{prompt}</p>
+<h2>Question</h2><div class="question">{question}</div>
 <h2>Rubric</h2><ul>{rubric}</ul>
 <h2>Model answer</h2><div class="model">{model}</div>
 <p class="note">{count} students, shown by anonymous code. Enter scores in scores.csv (student_code, question, score, comment).</p>
@@ -83,19 +99,42 @@ def load_rubric(path: Path = RUBRIC) -> dict[str, WrittenQuestion]:
     return {t["id"]: WrittenQuestion(t["id"], int(t["points"]), t["title"], t["prompt"], tuple(t["rubric"])) for t in tables}
 
 
-def student_code(salt: str, student: str) -> str:
+def student_code(salt: str, student: str, digits: int = CODE_DIGITS) -> str:
     """A stable anonymous code for ``student``."""
-    return "S-" + hashlib.sha256(f"{salt}:{student}".encode()).hexdigest()[:6].upper()
+    return "S-" + hashlib.sha256(f"{salt}:{student}".encode()).hexdigest()[:digits].upper()
+
+
+def assign_codes(salt: str, students: list[str], known: dict[str, str]) -> dict[str, str]:
+    """A distinct code per student: its code in ``known`` (student → code), else a new one.
+
+    A new code is :func:`student_code`, lengthened one digit at a time while it
+    collides with a code already given (24 bits collide within a few thousand students).
+    """
+    codes = {s: known[s] for s in students if s in known}
+    taken = set(codes.values()) | set(known.values())
+    for student in sorted(s for s in students if s not in codes):
+        digits = CODE_DIGITS
+        while (code := student_code(salt, student, digits)) in taken:
+            digits += 1
+        codes[student] = code
+        taken.add(code)
+    return codes
 
 
 def read_key(review_dir: Path) -> tuple[str, dict[str, str]]:
-    """``(salt, code → student)`` from ``key.csv``; a new salt when there is none yet."""
+    """``(salt, code → student)`` from ``key.csv``; a new salt when there is none yet.
+
+    Raises ``ValueError`` naming the file when it is not a key this module wrote.
+    """
     path = review_dir / "key.csv"
     if not path.is_file():
         return secrets.token_hex(8), {}
-    rows = list(csv.reader(path.open(encoding="utf-8")))
-    salt = rows[0][1]
-    return salt, {code: student for code, student in rows[2:]}
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 2 or len(rows[0]) != 2 or rows[0][0] != "salt" or tuple(rows[1]) != KEY_HEADER \
+            or any(len(r) != 2 for r in rows[2:]):
+        raise ValueError(f"{path} is not a key written by `python -m autograder review`")
+    return rows[0][1], {code: student for code, student in rows[2:]}
 
 
 def collect_answers(submissions: Path) -> dict[str, dict[str, Answer]]:
@@ -109,28 +148,84 @@ def collect_answers(submissions: Path) -> dict[str, dict[str, Answer]]:
     return out
 
 
-def _answer_html(answer: Answer | None) -> str:
+def template_markdown(template: Path = TEMPLATE) -> list[str | None]:
+    """The student template's cells in order: a markdown cell's text, None for any other cell.
+
+    Empty without a template (the assignment's own text is then unknown).
+    """
+    if not template.is_file():
+        return []
+    cells = json.loads(template.read_text(encoding="utf-8"))["cells"]
+    return [("".join(c["source"]) if isinstance(c["source"], list) else c["source"])
+            if c["cell_type"] == "markdown" and not (c.get("metadata") or {}).get("tags") else None
+            for c in cells]
+
+
+def question_text(qid: str, template_cells: list[str | None]) -> str | None:
+    """The question ``qid`` as the notebook asks it: its ``**Answer <id>**`` cell and the prose right before it."""
+    for i, cell in enumerate(template_cells):
+        if cell is not None and f"**Answer {qid}**" in cell:
+            start = i
+            while start > 0 and template_cells[start - 1] is not None:
+                start -= 1
+            return "\n\n".join(template_cells[start:i + 1])
+    return None
+
+
+def embed_local_image(base: Path, root: Path = ROOT):
+    """An image resolver for trusted text: a relative path under ``root`` becomes a ``data:`` URI."""
+
+    def resolve(src: str) -> str | None:
+        try:
+            path = (base / src).resolve()
+            kind = _IMAGE_TYPES.get(path.suffix.lower())
+            if ":" in src or kind is None or not path.is_relative_to(root.resolve()) or not path.is_file():
+                return None
+            return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+        except (OSError, ValueError):
+            return None
+
+    return resolve
+
+
+def _answer_html(answer: Answer | None, template_cells: frozenset[str] = frozenset()) -> str:
     if answer is None:
         return '<p class="missing">No answer (no cell with this answer\'s tag or heading).</p>'
     text = answer.text.strip()
     if not text or text == PLACEHOLDER:
         return '<p class="missing">Empty answer (the placeholder was left as it is).</p>'
+    if answer.found_by == "heading" and text in template_cells:
+        return ('<p class="missing">No answer (the answer cell was deleted: the cell after the heading '
+                'is the assignment\'s own text).</p>')
     note = '<p class="note">found by its heading (the cell\'s tag was deleted)</p>' if answer.found_by == "heading" else ""
     return render_markdown(text) + note
 
 
-def review_page(question: WrittenQuestion, model: Answer | None, answers: dict[str, Answer | None]) -> str:
-    """The HTML review sheet of one question; ``answers`` maps student code → answer."""
+def review_page(
+    question: WrittenQuestion,
+    model: Answer | None,
+    answers: dict[str, Answer | None],
+    *,
+    asked: str | None = None,
+    template_cells: frozenset[str] = frozenset(),
+    model_images=None,
+) -> str:
+    """The HTML review sheet of one question; ``answers`` maps student code → answer.
+
+    ``asked`` is the question as the notebook words it (the rubric's prompt
+    otherwise); ``model_images`` resolves the images of the model answer.
+    """
     students = "\n".join(
-        STUDENT.format(code=code, body=_answer_html(answers[code]), points=question.points) for code in sorted(answers)
+        STUDENT.format(code=html.escape(code), body=_answer_html(answers[code], template_cells), points=question.points)
+        for code in sorted(answers)
     )
     return PAGE.format(
-        qid=question.qid,
+        qid=html.escape(question.qid),
         title=html.escape(question.title),
         points=question.points,
-        prompt=html.escape(question.prompt),
+        question=render_markdown(asked) if asked else f"<p>{html.escape(question.prompt)}</p>",
         rubric="".join(f"<li>{render_markdown(item).strip().removeprefix('<p>').removesuffix('</p>')}</li>" for item in question.rubric),
-        model=render_markdown(model.text) if model else '<p class="missing">no model answer</p>',
+        model=render_markdown(model.text, model_images) if model else '<p class="missing">no model answer</p>',
         count=len(answers),
         students=students,
     )
@@ -142,19 +237,25 @@ def _csv(rows: list[tuple[str, ...]]) -> str:
     return buf.getvalue()
 
 
-def write_review(submissions: Path, out: Path, rubric: Path = RUBRIC, solution: Path = SOLUTION) -> Path:
+def write_review(
+    submissions: Path, out: Path, rubric: Path = RUBRIC, solution: Path = SOLUTION, template: Path = TEMPLATE
+) -> Path:
     """Write the review sheets, ``scores.csv`` (unless the TAs already have one) and ``key.csv``."""
     review_dir = out / "review"
     questions = load_rubric(rubric)
     model = read_notebook(solution.read_bytes()).answers
     answers = collect_answers(submissions)
-    salt, _ = read_key(review_dir)
-    codes = {student: student_code(salt, student) for student in answers}
+    salt, key = read_key(review_dir)
+    codes = assign_codes(salt, list(answers), {student: code for code, student in key.items()})
+    cells = template_markdown(template)
+    images = embed_local_image(solution.parent)
     for q in questions.values():
         by_code = {codes[s]: a.get(q.qid) for s, a in answers.items()}
-        write_atomic(review_dir / f"{q.qid}.html", review_page(q, model.get(q.qid), by_code))
-    key_rows = [("salt", salt), ("student_code", "student"), *sorted((c, s) for s, c in codes.items())]
-    write_atomic(review_dir / "key.csv", _csv(key_rows))
+        page = review_page(q, model.get(q.qid), by_code, asked=question_text(q.qid, cells),
+                           template_cells=frozenset(c.strip() for c in cells if c is not None), model_images=images)
+        write_atomic(review_dir / f"{q.qid}.html", page)
+    everyone = {**key, **{c: s for s, c in codes.items()}}  # students of earlier runs keep their codes
+    write_atomic(review_dir / "key.csv", _csv([("salt", salt), KEY_HEADER, *sorted(everyone.items())]))
     scores = review_dir / "scores.csv"
     if not scores.is_file():
         rows = [SCORE_COLUMNS, *((codes[s], q, "", "") for s in sorted(answers, key=codes.get) for q in questions)]

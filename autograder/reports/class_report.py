@@ -71,7 +71,7 @@ def _hint(output: str) -> str:
 
 def render_class_report(out: Path, student_dirs: dict[str, Path]) -> str:
     """The report's HTML from ``out/gradebook.csv`` and each student's folder."""
-    rows = list(csv.DictReader((out / "gradebook.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader(io.StringIO((out / "gradebook.csv").read_text(encoding="utf-8"), newline="")))
     failures: Counter[tuple[str, str]] = Counter()
     hints: dict[tuple[str, str], str] = {}
     seconds: dict[str, float] = {}

@@ -1,26 +1,123 @@
-"""Markdown with LaTeX to self-contained HTML (math as MathML: no script, no network)."""
+"""Markdown with LaTeX to self-contained, inert HTML (math as MathML: no script, no network).
+
+Student text is untrusted, so nothing it writes may run or load anything when a
+TA opens the page:
+
+* raw HTML is escaped, never rendered (markdown-it with ``html`` off);
+* math goes through latex2mathml, whose own serialisation would unescape
+  ``\\text{<script>…}`` back into markup: the MathML tree is rebuilt from a
+  whitelist of presentation elements and plain-valued attributes (no
+  ``href``, no ``style``) and serialised with every text escaped;
+* an image is shown only when its source is an inline ``data:image/…`` URI
+  (or what ``resolve_image`` turns a local path into); any other image is
+  named, not fetched;
+* a link keeps its text and shows its address as text: no ``href`` leaves
+  the page.
+"""
 
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Callable
+from xml.etree.ElementTree import Element, tostring
 
 import latex2mathml.converter
 from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
+#: ``resolve_image(src)`` → a ``data:`` URI to show, or None to name the image only.
+ImageResolver = Callable[[str], "str | None"]
+
+MATHML_NS = "http://www.w3.org/1998/Math/MathML"
+
+_MATHML_TAGS = frozenset("""
+    math mrow mi mn mo mtext ms mspace msub msup msubsup mfrac msqrt mroot mstyle merror
+    mpadded mphantom mfenced menclose munder mover munderover mmultiscripts mprescripts none
+    mtable mtr mtd mlabeledtr semantics
+""".split())
+_MATHML_ATTRIBUTES = frozenset("""
+    display mathvariant stretchy fence separator separators open close lspace rspace accent
+    accentunder movablelimits columnalign rowalign columnspacing rowspacing columnlines rowlines
+    frame framespacing equalrows equalcolumns mathsize minsize maxsize largeop symmetric form
+    linethickness displaystyle scriptlevel width height depth voffset notation mathcolor
+    mathbackground align columnwidth rowspan columnspan bevelled numalign denomalign side
+""".split())
+#: Attribute values are lengths, colours, keywords and numbers: no ``url(…)``, no ``javascript:``.
+_PLAIN_VALUE = re.compile(r"[\w#.%+\- ]*")
+_DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]+")
+
+
+def _safe_mathml(node: Element) -> Element:
+    """A copy of latex2mathml's tree keeping whitelisted elements and attributes, text unescaped once.
+
+    latex2mathml stores entity references (``&#x02211;``) as text and
+    unescapes its whole serialised output; here the entities become
+    characters and ``tostring`` escapes every text properly.
+    """
+    tag = node.tag if node.tag in _MATHML_TAGS else "mrow"
+    attributes = {
+        name: html.unescape(value)
+        for name, value in node.attrib.items()
+        if name in _MATHML_ATTRIBUTES and _PLAIN_VALUE.fullmatch(html.unescape(value))
+    }
+    if tag == "math":
+        attributes["xmlns"] = MATHML_NS
+    out = Element(tag, attributes)
+    out.text = html.unescape(node.text) if node.text else None
+    for child in node:
+        copy = _safe_mathml(child)
+        copy.tail = html.unescape(child.tail) if child.tail else None
+        out.append(copy)
+    return out
+
 
 def _math(latex: str, display: bool) -> str:
     try:
-        return latex2mathml.converter.convert(latex, display="block" if display else "inline")
+        tree = latex2mathml.converter.Converter(display="block" if display else "inline").convert_to_element(latex)
+        return tostring(_safe_mathml(tree), encoding="unicode")
     except Exception:  # noqa: BLE001 - an unsupported macro is shown as source, never fails the page
         return f"<code class=\"latex\">{html.escape(latex)}</code>"
 
 
-_MD = MarkdownIt("commonmark", {"html": False}).enable("table").use(
-    dollarmath_plugin, double_inline=True, renderer=lambda s, opts: _math(s, bool(opts.get("display_mode")))
+def _image(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    resolve = env.get("resolve_image")
+    shown = src if _DATA_IMAGE.fullmatch(src) else (resolve(src) if resolve else None)
+    if shown is not None and _DATA_IMAGE.fullmatch(shown):
+        return f'<img src="{html.escape(shown)}" alt="{html.escape(alt)}">'
+    where = "an inline image" if src.startswith("data:") else src
+    return f'<span class="omitted">[image not shown: {html.escape(alt or "no description")} — {html.escape(where[:200])}]</span>'
+
+
+def _link_open(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    env.setdefault("links", []).append((str(token.attrGet("href") or ""), token.markup == "autolink"))
+    return '<span class="link">'
+
+
+def _link_close(self, tokens, idx, options, env) -> str:
+    href, autolink = env["links"].pop()
+    return "</span>" if autolink else f'</span> <span class="url">&lt;{html.escape(href)}&gt;</span>'
+
+
+_MD = (
+    MarkdownIt("commonmark", {"html": False})
+    .enable("table")
+    .use(dollarmath_plugin, double_inline=True, allow_labels=False,
+         renderer=lambda s, opts: _math(s, bool(opts.get("display_mode"))))
 )
+_MD.add_render_rule("image", _image)
+_MD.add_render_rule("link_open", _link_open)
+_MD.add_render_rule("link_close", _link_close)
 
 
-def render_markdown(text: str) -> str:
-    """HTML for ``text``; raw HTML in the input is escaped, not rendered."""
-    return _MD.render(text)
+def render_markdown(text: str, resolve_image: ImageResolver | None = None) -> str:
+    """Inert HTML for ``text``: raw HTML escaped, math as sanitised MathML, nothing fetched or linked.
+
+    ``resolve_image`` (for trusted text such as the model answers) may turn an
+    image's source into a ``data:image/…;base64,`` URI to embed.
+    """
+    return _MD.render(text, {"resolve_image": resolve_image})
