@@ -16,15 +16,18 @@ import inspect
 import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from autograder.checks import CheckResult
 from autograder.contract import BY_ID, MAX_TOTAL, QUESTION_IDS
 from autograder.grading import grade_notebook
-from autograder.runner import Outcome, grade_class, grade_submission
+from autograder.runner import GradingWarning, Outcome, grade_class, grade_submission
 from autograder.sandbox import isolation
 from autograder.sandbox.process import Sandbox
 
@@ -101,13 +104,17 @@ def _grade(args: argparse.Namespace, console: Console) -> ExitCode:
         console.print(f"[yellow]warning:[/] {warning}")
     progress = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("{task.fields[last]}"), console=console, disable=args.json or not console.is_terminal)
-    with progress:
+    with progress, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GradingWarning)
         task = progress.add_task("grading", total=None, last="")
         outcomes = grade_class(
             args.submissions, args.out, jobs=args.jobs, seed=args.seed,
             on_start=lambda n: progress.update(task, total=n),
             on_done=lambda o: progress.update(task, advance=1, last=o.student),
         )
+    for warning in caught:
+        if issubclass(warning.category, GradingWarning):
+            Console(stderr=True).print(f"[yellow]warning:[/] {escape(str(warning.message))}", soft_wrap=True)
     ungradable = [o for o in outcomes if not o.gradable]
     if args.json:
         print(json.dumps({
@@ -137,29 +144,61 @@ def _job(args: argparse.Namespace, console: Console) -> ExitCode:
     return ExitCode.OK if outcome.gradable else ExitCode.UNGRADABLE
 
 
+def _failure_cells(result: CheckResult, limit: int = 90) -> tuple[str, str]:
+    """The reason a check failed and the input it failed on, short enough for a table cell.
+
+    The input is the one hypothesis shrank the failure to (in the student
+    bundle: the smallest recorded input that fails); the full message follows the table.
+    """
+    fields: dict[str, str] = {}
+    for line in result.message.splitlines()[1:]:
+        key, sep, value = line.strip().partition(":")
+        if sep and key.strip() in ("call", "got", "detail") and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    reason = fields.get("detail") or (f"got {fields['got']}" if "got" in fields else result.message.strip())
+    call = fields.get("call", "").removesuffix("(shrunk)").strip() or "—"
+
+    def short(text: str) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    return short(f"{result.check} ({result.status}): {reason}"), short(call)
+
+
 def _check(args: argparse.Namespace, console: Console) -> ExitCode:
     if not args.notebook.is_file():
         console.print(f"[red]error:[/] {args.notebook} is not a file")
         return ExitCode.USAGE
+    from rich.text import Text
+
     qids = tuple(args.question or QUESTION_IDS)
     with Sandbox() as sandbox:
         graded = grade_notebook(args.notebook.read_bytes(), sandbox=sandbox, qids=qids, public_only=True)
     table = Table(title=f"Public checks of {args.notebook.name}", title_justify="left")
-    for col in ("question", "function", "public checks", "result"):
-        table.add_column(col)
+    for col in ("question", "function", "public checks", "result", "first failure: check and reason",
+                "smallest failing input"):
+        table.add_column(col, overflow="fold")
     for qid in qids:
         mine = [r for r in graded.checks if r.qid == qid]
         passed = sum(r.status == "passed" for r in mine)
-        ok = passed == len(mine)
-        table.add_row(qid, BY_ID[qid].name, f"{passed}/{len(mine)}", "[green]passed[/]" if ok else "[red]failed[/]")
-    console.print(table)
+        failed = [r for r in mine if r.status != "passed"]
+        reason, call = _failure_cells(failed[0]) if failed else ("", "")
+        table.add_row(qid, BY_ID[qid].name, f"{passed}/{len(mine)}",  # reason and call quote student values:
+                      "[red]failed[/]" if failed or not mine else "[green]passed[/]", Text(reason), Text(call))  # no markup
+    width = console.width
+    if not console.is_terminal:  # a pipe or CI's log: wide enough that reasons do not wrap into columns of words
+        console.width = max(width, 200)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
     if graded.status != "ok":
-        console.print(f"notebook: {graded.status}")
+        console.print(f"notebook: {graded.status}", markup=False)
     failures = [r for r in graded.checks if r.status != "passed"]
     for r in failures:
         console.print(r.message, markup=False, soft_wrap=True)
         console.print()
-    if failures:
+    if failures or not graded.checks:
         console.print(f"{len(failures)} public check(s) failed. Hidden checks test more inputs and properties.")
         return ExitCode.UNGRADABLE
     console.print("Public checks passed. Hidden checks test more inputs and properties.")

@@ -14,11 +14,17 @@ and a ``reference`` stub that plays that tape. It holds no code of
 from __future__ import annotations
 
 import ast
+import contextlib
+import functools
+import io
 import json
+import math
 import shutil
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -84,20 +90,24 @@ pip install -e .
 ## Run the public checks
 
 ```sh
-python -m autograder check assignment.ipynb          # every question; exit code 0 when all public checks pass
+python -m autograder check assignment.ipynb          # every question; exit code 0 when all public checks pass, 1 otherwise
 python -m autograder check assignment.ipynb -q C4    # one question
 ```
 
-Inside the notebook, after running your cells:
+It prints a table with one row per question: passed or failed and, for a
+failed question, its first failing check with the reason and the smallest
+input it fails on. The full message of every failure follows: the function,
+the input, what was expected, what your code returned and a hint. The
+command runs your notebook in a separate process, as the grader does.
+
+Inside the notebook, after running your cells, check one question (or several,
+or all with `check()`) against the functions of your live kernel; it takes a
+few seconds and returns True when the question's public checks all pass:
 
 ```python
 from autograder import check
 check("C4")
 ```
-
-Each failure names the function, the input it failed on, what was expected,
-what your code returned and a hint. Your notebook runs in a separate
-process here, exactly as in the grader.
 
 ## Public and hidden checks
 
@@ -139,8 +149,13 @@ def _is_hidden_check(node: ast.stmt) -> bool:
     return not (public and isinstance(public[0].value, ast.Constant) and public[0].value.value is True)
 
 
-def strip_hidden_checks(source: str) -> str:
-    """The module ``source`` without hidden checks and the private helpers only they used."""
+def strip_hidden_checks(source: str, exported: frozenset[str] = frozenset()) -> str:
+    """The module ``source`` without hidden checks and whatever only they used.
+
+    After the hidden checks go, every top-level function, class or assignment
+    that nothing left refers to goes too (helpers, expected constants, hints of
+    hidden checks), except the names in ``exported`` (imported by other modules).
+    """
     lines = source.splitlines(keepends=True)
     tree = ast.parse(source)
     drop = [n for n in tree.body if _is_hidden_check(n)]
@@ -149,8 +164,9 @@ def strip_hidden_checks(source: str) -> str:
         used = {n.id for k in kept for n in ast.walk(k) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         unused = [
             n for n in kept
-            if isinstance(n, (ast.FunctionDef, ast.Assign)) and _check_decorator(n) is None
-            and all(name.startswith("_") and name not in used for name in _names(n)) and _names(n)
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)) and _check_decorator(n) is None
+            and _names(n) and all(not name.startswith("__") and name not in used and name not in exported
+                                  for name in _names(n))
         ]
         if not unused:
             break
@@ -163,10 +179,63 @@ def strip_hidden_checks(source: str) -> str:
 
 
 def _names(node: ast.stmt) -> list[str]:
-    if isinstance(node, ast.FunctionDef):
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
         return [node.name]
+    if isinstance(node, ast.AnnAssign):
+        return [node.target.id] if isinstance(node.target, ast.Name) else []
     targets = [e for t in getattr(node, "targets", []) for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
     return [t.id for t in targets if isinstance(t, ast.Name)] if all(isinstance(t, ast.Name) for t in targets) else []
+
+
+@functools.cache
+def _imported_from_checks() -> dict[str, frozenset[str]]:
+    """``{module: names}`` that modules of the engine import from ``autograder.checks.<family>`` modules."""
+    names: dict[str, set[str]] = {}
+    for path in (ROOT / "autograder").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.setdefault(node.module, set()).update(a.name for a in node.names)
+    return {module: frozenset(n) for module, n in names.items()}
+
+
+def stripped_sources() -> dict[str, str]:
+    """``{family: source of autograder/checks/<family>.py without its hidden checks}``."""
+    imported = _imported_from_checks()
+    return {
+        family: strip_hidden_checks((ROOT / "autograder" / "checks" / f"{family}.py").read_text(),
+                                    imported.get(f"autograder.checks.{family}", frozenset()))
+        for family in FAMILIES
+    }
+
+
+def _size(encoded: Any) -> int:
+    """How big a wire-encoded example is: tensor elements plus scalars."""
+    if isinstance(encoded, dict):
+        if "$t" in encoded:
+            return max(1, math.prod(encoded["s"]))
+        return sum(_size(v) for k, v in encoded.items() if k not in ("$fn", "$f"))
+    if isinstance(encoded, list):
+        return sum(_size(v) for v in encoded)
+    return 1
+
+
+def smallest_first(data: dict[str, Any]) -> dict[str, Any]:
+    """The tape ``data`` with each check's examples (and their values) from the smallest up.
+
+    The bundle plays a check's recorded examples in order and reports the
+    first that fails, so this order makes it report the smallest failing one
+    (the grader reports the one hypothesis shrank instead).
+    """
+    for key, record in data.items():
+        examples, values = record["examples"], record["values"]
+        if not examples:
+            continue
+        if len(values) != len(examples) + 1:
+            raise SystemExit(f"tape of {key}: {len(examples)} examples but {len(values)} value slots")
+        order = sorted(range(len(examples)), key=lambda i: (_size(examples[i]), len(json.dumps(examples[i])), i))
+        record["examples"] = [examples[i] for i in order]
+        record["values"] = values[:1] + [values[i + 1] for i in order]
+    return data
 
 
 def record_tape() -> str:
@@ -176,14 +245,15 @@ def record_tape() -> str:
     from autograder.notebook import read_notebook
 
     namespace: dict = {"__name__": "__main__"}
-    for cell in read_notebook((ROOT / "examples" / "submissions" / "solution.ipynb").read_bytes()).code_cells:
-        exec(compile(cell.source, "<solution>", "exec"), namespace)  # noqa: S102 - our own solution
+    with contextlib.redirect_stdout(io.StringIO()):  # the solution's own demo prints
+        for cell in read_notebook((ROOT / "examples" / "submissions" / "solution.ipynb").read_bytes()).code_cells:
+            exec(compile(cell.source, "<solution>", "exec"), namespace)  # noqa: S102 - our own solution
     with tapes.recording(reference, list(reference.QUESTION_NAMES.values())) as tape:
         results = run_public_checks(LocalSession(namespace), tuple(BY_ID))
     wrong = [r.message for r in results if r.status != "passed"]
     if wrong:
         raise SystemExit("the reference fails public checks:\n" + "\n".join(wrong))
-    return tape.dumps()
+    return json.dumps(smallest_first(json.loads(tape.dumps())), separators=(",", ":"), sort_keys=True)
 
 
 def _public_list() -> str:
@@ -211,9 +281,8 @@ def build(out: Path) -> Path:
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(ROOT / "autograder", out / "autograder", ignore=IGNORE)
-    for family in FAMILIES:
-        path = out / "autograder" / "checks" / f"{family}.py"
-        path.write_text(strip_hidden_checks(path.read_text()))
+    for family, source in stripped_sources().items():
+        (out / "autograder" / "checks" / f"{family}.py").write_text(source)
     (out / "autograder" / "checks" / tapes.TAPE_FILE.name).write_text(record_tape())
     (out / "reference").mkdir()
     names = "\n".join(f"{n} = _recorded({n!r})" for n in QUESTION_NAMES.values() if n != "KL_SCENARIOS")
@@ -224,38 +293,127 @@ def build(out: Path) -> Path:
     return Path(shutil.make_archive(str(out), "zip", out.parent, out.name))
 
 
-_GENERIC = ("def ", "import ", "from ", "return ", "raise ", "@", "#", '"""', "class ")
+_GENERIC = ("def ", "import ", "from ", "raise ", "@", "#", '"""', "class ")
+#: Shorter lines are too common to tell anything ("return z_q, indices" is 19 characters).
+MIN_LINE = 20
 
 
 def _significant_lines(text: str) -> set[str]:
     lines = {line.strip() for line in text.splitlines()}
-    return {line for line in lines if len(line) >= 25 and not line.startswith(_GENERIC)}
+    return {line for line in lines if len(line) >= MIN_LINE and not line.startswith(_GENERIC)}
+
+
+def _readable(path: Path) -> str:
+    """The text of ``path`` to search; for a notebook also its cells' sources (JSON escapes hide lines)."""
+    text = path.read_text(errors="replace")
+    if path.suffix == ".ipynb":
+        try:
+            cells = json.loads(text).get("cells", [])
+            text += "\n" + "\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                                      for c in cells)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass
+    return text
+
+
+def solution_lines(published: bool = False) -> set[str]:
+    """Significant lines of ``reference/``; figures.py only draws a plot for the model answers.
+
+    With ``published``, the lines of the reference's code only: its signatures and
+    docstrings are what the notebook publishes as the contract.
+    """
+    import reference
+
+    sources = [p.read_text() for p in Path(reference.__file__).parent.glob("*.py") if p.name != "figures.py"]
+    return set().union(*(_significant_lines(_code_only(s) if published else s) for s in sources))
+
+
+def _code_only(source: str) -> str:
+    """``source`` without its signatures and docstrings: the template publishes those (the contract)."""
+    lines = source.splitlines()
+    published: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+            body = node.body
+            if not isinstance(node, ast.Module):
+                published |= set(range(node.lineno, body[0].lineno))  # def line up to the body
+            first = body[0] if body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                published |= set(range(first.lineno, first.end_lineno + 1))
+    return "\n".join(line for i, line in enumerate(lines, 1) if i not in published)
+
+
+def hidden_check_lines() -> set[str]:
+    """Significant lines that only hidden checks (and what only they use) hold in the grader's source."""
+    checks = ROOT / "autograder" / "checks"
+    stripped = stripped_sources()
+    originals = {f: (checks / f"{f}.py").read_text() for f in FAMILIES}
+    removed = set().union(*(_significant_lines(originals[f]) - _significant_lines(stripped[f]) for f in FAMILIES))
+    shipped = set().union(*(_significant_lines(t) for t in stripped.values()))
+    for path in (ROOT / "autograder").rglob("*.py"):
+        if not (path.parent == checks and path.stem in FAMILIES):
+            shipped |= _significant_lines(path.read_text())
+    return removed - shipped
+
+
+def _zip_problems(bundle: Path, files: set[str]) -> list[str]:
+    """The zip beside the folder, when there is one, must hold exactly the folder's files."""
+    archive = bundle.parent / f"{bundle.name}.zip"
+    if not archive.is_file():
+        return []
+    problems = []
+    with zipfile.ZipFile(archive) as z:
+        prefix = f"{bundle.name}/"
+        members = {n[len(prefix):]: n for n in z.namelist() if n.startswith(prefix) and not n.endswith("/")}
+        outside = [n for n in z.namelist() if not n.startswith(prefix)]
+        problems += [f"{archive.name} holds {n}, which is not in {bundle.name}/" for n in sorted(outside)]
+        problems += [f"{archive.name} holds {prefix}{n}, which is not in the folder" for n in sorted(set(members) - files)]
+        problems += [f"{archive.name} lacks {prefix}{n}" for n in sorted(files - set(members))]
+        problems += [f"{archive.name}: {prefix}{n} differs from the folder's" for n in sorted(files & set(members))
+                     if z.read(members[n]) != (bundle / n).read_bytes()]
+    return problems
 
 
 def audit(bundle: Path) -> list[str]:
-    """Everything in ``bundle`` that could leak a solution or a hidden check (empty when clean)."""
-    import reference
+    """Everything in ``bundle`` (and its zip) that could leak a solution or a hidden check (empty when clean).
 
+    Looked for in every file, a notebook's cells included: a significant line
+    of ``reference/`` (in the notebook, of its code: the notebook publishes the
+    signatures and docstrings) or of the hidden checks' code, and (outside the
+    notebook) the name of a hidden check. Also: ``reference/`` must be the recorded stub
+    alone, the tape must record public checks only, and the zip must hold the
+    folder's files and nothing else.
+    """
     problems = []
-    texts = {p: p.read_text(errors="replace") for p in bundle.rglob("*") if p.is_file() and p.suffix != ".zip"}
-    # figures.py draws a plot for the model answers: no line of it answers a question.
-    sources = [p for p in Path(reference.__file__).parent.glob("*.py") if p.name != "figures.py"]
-    solution = set().union(*(_significant_lines(p.read_text()) for p in sources))
+    paths = sorted(p for p in bundle.rglob("*") if p.is_file())
+    solution, code, hidden_code = solution_lines(), solution_lines(published=True), hidden_check_lines()
     hidden = [c for checks in QUESTIONS.values() for c in checks if c.visibility != PUBLIC]
-    for path, text in texts.items():
-        rel = path.relative_to(bundle)
-        for line in sorted(_significant_lines(text) & solution):
+    for path in paths:
+        rel, text = path.relative_to(bundle), _readable(path)
+        lines = _significant_lines(text)
+        for line in sorted(lines & (code if path.suffix == ".ipynb" else solution)):
             problems.append(f"{rel}: a line of the reference solution: {line[:80]}")
+        for line in sorted(lines & hidden_code):
+            problems.append(f"{rel}: a line of a hidden check: {line[:80]}")
         # The notebook is the published question text: a hidden check may be named after a
         # requirement the contract states ("ties go to the lowest index") without leaking it.
         for c in hidden if path.suffix != ".ipynb" else ():
             if c.name in text:
                 problems.append(f"{rel}: names the hidden check {c.qid} {c.name!r}")
-    if sorted(p.name for p in (bundle / "reference").iterdir()) != ["__init__.py"]:
-        problems.append("reference/ holds more than the recorded stub")
-    tape = json.loads((bundle / "autograder" / "checks" / tapes.TAPE_FILE.name).read_text())
+    stub = bundle / "reference"
+    if not stub.is_dir() or sorted(p.name for p in stub.iterdir()) != ["__init__.py"]:
+        problems.append("reference/ is not the recorded stub alone")
+    tape_path = bundle / "autograder" / "checks" / tapes.TAPE_FILE.name
+    try:
+        tape = json.loads(tape_path.read_text())
+    except (OSError, ValueError) as exc:
+        problems.append(f"the tape {tape_path.name} is missing or unreadable: {exc}")
+        tape = {}
     public = {f"{c.qid}/{c.name}" for checks in QUESTIONS.values() for c in checks if c.visibility == PUBLIC}
     problems += [f"the tape records the non-public check {k}" for k in sorted(set(tape) - public)]
+    problems += [f"the tape record of {k} holds more than examples and values" for k in sorted(set(tape) & public)
+                 if not isinstance(tape[k], dict) or set(tape[k]) != {"examples", "values"}]
+    problems += _zip_problems(bundle, {p.relative_to(bundle).as_posix() for p in paths})
     return problems
 
 

@@ -1,0 +1,186 @@
+"""The student bundle runs on its own: `python -m autograder check` and `check("C4")` with no `reference` package.
+
+Every run here uses ``clean_python`` (conftest.py): an interpreter that cannot
+import this repository's ``reference`` or ``autograder``, which the first
+test proves. The slow test installs the bundle into a venv made from scratch
+with pip, torch from the registry (or its local mirror) included.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+
+from autograder.contract import QUESTION_IDS
+from tests.dist.helpers import REPO_PACKAGES, ROOT, clean_environ, copy_notebook, probe, run
+
+
+def _inside(path: str | None, folder: Path) -> bool:
+    return path is not None and Path(path).resolve().is_relative_to(folder.resolve())
+
+
+def test_the_clean_interpreter_cannot_see_the_repo(clean_python, bundle, tmp_path):
+    neutral = probe(clean_python, tmp_path)
+    assert neutral["found"] == dict.fromkeys(REPO_PACKAGES), neutral["found"]
+    assert neutral["holders"] == [], neutral["holders"]
+    assert not [p for p in neutral["path"] if Path(p or tmp_path).resolve() == ROOT.resolve()]
+    torch_ok = run(clean_python, "-c", "import torch, hypothesis, rich, sympy, numpy; print(torch.__version__)", cwd=tmp_path)
+    assert torch_ok.returncode == 0, torch_ok.stderr
+    # Out of the bundle folder, the bundle's packages are the ones found, and they alone.
+    inside = probe(clean_python, bundle)
+    assert _inside(inside["found"]["autograder"], bundle) and _inside(inside["found"]["reference"], bundle)
+    assert inside["found"]["examples"] is None and inside["found"]["student_template"] is None
+    assert [Path(p).resolve() for p in inside["holders"]] == [bundle.resolve()]
+    assert not [p for p in inside["path"] if Path(p or bundle).resolve() == ROOT.resolve()]
+    solution = run(clean_python, "-c", "import importlib.util as u, reference; "
+                   "print(u.find_spec('reference.vq'), u.find_spec('reference.kl_optima'), reference.__doc__[:30])",
+                   cwd=bundle)
+    assert solution.stdout.startswith("None None Recorded reference values"), solution.stdout + solution.stderr
+
+
+def _check(clean_python, bundle, notebook: Path, *argv: str) -> subprocess.CompletedProcess:
+    return run(clean_python, "-m", "autograder", "check", str(notebook), *argv, cwd=bundle)
+
+
+def _rows(stdout: str) -> dict[str, list[str]]:
+    """The per-question table: ``{qid: [function, public checks, result, first failure, input]}``."""
+    rows: dict[str, list[str]] = {}
+    last = None
+    for line in stdout.splitlines():
+        if not line.startswith("│"):
+            last = None if line.startswith("└") else last
+            continue
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if cells[0] in QUESTION_IDS:
+            last = cells[0]
+            rows[last] = cells[1:]
+        elif last is not None and not cells[0]:  # a cell wrapped onto the next line
+            rows[last] = [f"{a} {b}".strip() for a, b in zip(rows[last], cells[1:])]
+    return rows
+
+
+def test_check_passes_the_solution_with_exit_code_0(clean_python, bundle, tmp_path):
+    done = _check(clean_python, bundle, copy_notebook("solution", tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = _rows(done.stdout)
+    assert set(rows) == set(QUESTION_IDS)
+    assert {r[2] for r in rows.values()} == {"passed"}
+    assert "Public checks passed" in done.stdout
+
+
+def test_check_fails_a_flawed_notebook_with_exit_code_1_naming_b2_its_reason_and_input(clean_python, bundle, tmp_path):
+    done = _check(clean_python, bundle, copy_notebook("transposed_cholesky", tmp_path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = _rows(done.stdout)
+    assert [q for q, r in rows.items() if r[2] != "passed"] == ["B2"]
+    function, count, result, reason, call = rows["B2"]
+    assert (function, count, result) == ("covariance_from_scale_tril", "0/1", "failed")
+    assert reason.startswith("Σ = L Lᵀ for a hand-checkable") and "differs from the reference" in reason
+    assert call.startswith("covariance_from_scale_tril(L=tensor(")
+    assert "B2 covariance_from_scale_tril — value" in done.stdout and "hint     :" in done.stdout
+
+
+KERNEL = """
+import contextlib, io, json, sys, time
+from autograder.notebook import read_notebook
+with contextlib.redirect_stdout(io.StringIO()):
+    for cell in read_notebook(open(sys.argv[1], "rb").read()).code_cells:
+        exec(cell.source, globals())      # as a Jupyter kernel runs cells: in __main__'s namespace
+start = time.monotonic()
+from autograder import check
+ok = check(sys.argv[2])
+print("RESULT", json.dumps({"ok": ok, "seconds": time.monotonic() - start,
+                            "checker": sys.modules["autograder"].__file__}))
+"""
+
+
+@pytest.mark.parametrize(("notebook", "qid", "ok"), [
+    ("solution", "C4", True), ("log_sigmoid", "C4", False), ("seed_entropy", "C4", False),
+    ("solution", "D1", True), ("detach_wrong_side", "D1", False), ("assignment", "D1", False),
+])
+def test_check_in_the_notebooks_namespace(clean_python, bundle, tmp_path, notebook, qid, ok):
+    """``from autograder import check; check(qid)`` after the cells ran in ``__main__``, as in a kernel."""
+    path = bundle / "assignment.ipynb" if notebook == "assignment" else copy_notebook(notebook, tmp_path)
+    done = run(clean_python, "-c", KERNEL, str(path), qid, cwd=bundle)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.split("RESULT ")[1])
+    assert result["ok"] is ok and _inside(result["checker"], bundle)
+    assert result["seconds"] < 15, result
+    assert (f"ok   {qid}" if ok else f"FAIL {qid}") in done.stdout
+    if notebook == "assignment":
+        assert "raised NotImplementedError" in done.stdout
+    elif not ok:  # tape examples play smallest first: the reported input is small enough to print whole
+        call = next(line for line in done.stdout.splitlines() if line.strip().startswith("call"))
+        assert "tensor(shape=" not in call, call
+
+
+def test_check_in_a_real_jupyter_kernel(clean_python, bundle, tmp_path):
+    """``from autograder import check; check("C4")`` in a kernel started by nbclient from the bundle folder."""
+    script = f"""
+import nbformat, sys
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+nb.cells.append(nbformat.v4.new_code_cell('from autograder import check\\nassert check("C4")'))
+nb.cells.append(nbformat.v4.new_code_cell('import autograder, reference; print("FROM", autograder.__file__, reference.__file__)'))
+NotebookClient(nb, timeout=300, kernel_name="python3", resources={{"metadata": {{"path": {str(bundle)!r}}}}}).execute()
+for cell in nb.cells[-2:]:
+    for out in cell.get("outputs", []):
+        print(out.get("text", ""), end="")
+"""
+    done = run(clean_python, "-c", script, str(copy_notebook("solution", tmp_path)), cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "ok   C4 gmvae_elbo: 2/2 public checks passed" in done.stdout
+    origin = next(line for line in done.stdout.splitlines() if line.startswith("FROM")).split()[1:]
+    assert all(_inside(p, bundle) for p in origin), origin
+
+
+def test_the_bundle_installs_without_the_repo(clean_python, bundle, tmp_path):
+    """pip installs a copy of the bundle (no dependencies to fetch: the clean venv sees them) and `check` runs."""
+    source = tmp_path / "source"
+    shutil.copytree(bundle, source)
+    venv_dir = clean_python.parent.parent
+    # The build backend comes from the dependencies the clean venv sees when they have one (no index needed).
+    offline = ["--no-build-isolation", "--no-index"] if importlib.util.find_spec("setuptools") else []
+    installed = run(clean_python, "-m", "pip", "install", "--no-deps", *offline, "-q", str(source), cwd=tmp_path,
+                    timeout=600)
+    try:
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+        where = tmp_path / "elsewhere"
+        where.mkdir()
+        found = probe(clean_python, where)["found"]
+        assert _inside(found["autograder"], venv_dir) and _inside(found["reference"], venv_dir), found
+        tape = run(clean_python, "-c", "from autograder.checks import tape; print(tape.TAPE is not None)", cwd=where)
+        assert tape.stdout.strip() == "True", tape.stderr
+        done = _check(clean_python, where, copy_notebook("transposed_cholesky", where), "-q", "B1", "-q", "B2")
+        assert done.returncode == 1 and [q for q, r in _rows(done.stdout).items() if r[2] != "passed"] == ["B2"], (
+            done.stdout + done.stderr)
+    finally:
+        run(clean_python, "-m", "pip", "uninstall", "-y", "-q", "dgm-assignment-checks", cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_the_bundle_installs_and_runs_in_a_fresh_venv(bundle, tmp_path):
+    """A venv from scratch: pip installs torch and the bundle's own dependencies, as the README tells students."""
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    source = tmp_path / "source"
+    shutil.copytree(bundle, source)
+    env = clean_environ()
+    subprocess.run([py, "-m", "pip", "install", "-q", "torch==2.13.0"], check=True, timeout=1800, env=env)
+    subprocess.run([py, "-m", "pip", "install", "-q", str(source)], check=True, timeout=1800, env=env)
+    found = probe(py, tmp_path)["found"]
+    assert _inside(found["reference"], env_dir) and _inside(found["autograder"], env_dir), found
+    assert found["examples"] is None and found["student_template"] is None
+    ok = subprocess.run([py, "-m", "autograder", "check", str(copy_notebook("solution", tmp_path))],
+                        capture_output=True, text=True, cwd=tmp_path, timeout=1800, env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = subprocess.run([py, "-m", "autograder", "check", str(copy_notebook("transposed_cholesky", tmp_path))],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=1800, env=env)
+    assert bad.returncode == 1 and "B2" in bad.stdout, bad.stdout + bad.stderr
