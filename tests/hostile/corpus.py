@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.sandbox.isolation import _python_roots
+
 REPO = Path(__file__).resolve().parents[2]
 SOLUTION = REPO / "examples" / "submissions" / "solution.ipynb"
 
@@ -176,6 +178,7 @@ WRONG_B2 = body("return L.mT @ L")
 READ_ATTEMPTS = f'''
 import os, subprocess, sys
 REPO = {str(REPO)!r}
+PYTHON = {tuple(_python_roots())!r}  # the interpreter and site-packages: meant to be seen, even inside the repo (.venv)
 LEAKS = []
 
 def _try(label, fn):
@@ -223,7 +226,8 @@ def leaks():
             continue
         for f in files:
             path = os.path.join(root, f)
-            if f in markers or any(p in path for p in ours) or path.startswith(REPO):
+            inside_python = any(path.startswith(r.rstrip("/") + "/") for r in PYTHON)
+            if f in markers or any(p in path for p in ours) or (path.startswith(REPO + "/") and not inside_python):
                 found.append(path)
     return found
 '''

@@ -86,10 +86,10 @@ def test_memory_bomb_raises_inside_the_student_process(sandbox):
 
 
 @pytest.mark.skipif(detect().level != "namespaces", reason="needs bubblewrap (namespaces)")
-def test_the_reference_the_repo_and_the_network_are_out_of_reach(sandbox):
+def test_the_reference_the_checks_and_the_network_are_out_of_reach(sandbox):
     src = (
         "import os, socket\n"
-        f"seen = [os.path.exists(p) for p in ({str(REPO / 'reference')!r}, {str(REPO)!r})]\n"
+        f"seen = [os.path.exists(p) for p in ({str(REPO / 'reference')!r}, {str(REPO / 'autograder')!r})]\n"
         "try:\n    import reference\n    imported = True\nexcept ImportError:\n    imported = False\n"
         "try:\n    socket.create_connection(('127.0.0.1', 22), timeout=1)\n    net = True\nexcept OSError:\n    net = False\n"
         "def report():\n    return seen, imported, net\n"
