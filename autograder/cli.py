@@ -14,7 +14,6 @@ import argparse
 import enum
 import inspect
 import json
-import sys
 import traceback
 import warnings
 from pathlib import Path

@@ -124,14 +124,14 @@ _SANDBOX: Sandbox | None = None
 def _worker_sandbox() -> Sandbox:
     global _SANDBOX
     if _SANDBOX is None:
+        # The checks' tensors are small: threads only fight the student process and the other workers.
+        torch.set_num_threads(1)
         _SANDBOX = Sandbox()
     return _SANDBOX
 
 
 def grade_job(student: str, data: bytes, seed: int, out: Path) -> Outcome:
     """Grade one notebook and write its reports (one job of a pool or cluster)."""
-    # The checks' tensors are small: threads only fight the student process and the other workers.
-    torch.set_num_threads(1)
     graded = grade_notebook(data, sandbox=_worker_sandbox(), seed=seed)
     write_reports(out, student, graded)
     return Outcome(student, graded.scores, graded.status, graded.gradable, False, graded.seconds)
@@ -157,7 +157,6 @@ def grade_submission(submission: Path, results: Path, seed: int = 0) -> Outcome:
         sub = _submission(_student_id(submission.name), _notebooks(submission), submission)
     else:
         sub = _submission(_student_id(submission.stem), [submission], submission.parent)
-    torch.set_num_threads(1)
     if sub.path is None:
         graded = _ungradable(sub, seed)
     else:

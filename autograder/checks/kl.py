@@ -19,7 +19,7 @@ from torch import distributions as D
 
 import reference
 from autograder.checks import strategies as S
-from autograder.checks.compare import expect_close, expect_scalar_tensor, expect_tensor
+from autograder.checks.compare import expect_scalar_tensor, expect_tensor
 from autograder.checks.framework import Context, for_all
 from autograder.checks.registry import check
 from autograder.sandbox.runtime import builders

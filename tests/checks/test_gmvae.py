@@ -3,11 +3,9 @@
 import pytest
 
 from examples.flawed import FLAWS
-from tests.checks.conftest import failed, reference_source, score
+from tests.checks.conftest import failed, score
 
 FULL = {"C1": 6, "C2": 5, "C3": 3, "C4": 11}
-NAMES = {"C1": "gmvae_responsibilities", "C2": "expected_log_gaussian", "C3": "expected_log_gaussian_sympy",
-         "C4": "gmvae_elbo"}
 
 
 def _elbo(recon="-F.binary_cross_entropy_with_logits(x_logits, x.expand_as(x_logits), reduction='none').sum(-1).mean(0)",
@@ -85,13 +83,6 @@ def gmvae_elbo(x, x_logits, mu_z, logvar_z, gamma, log_pi, mu_c, logvar_c):
     return elbo.to(dt)
 '''),
 ]
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("qid", sorted(FULL))
-def test_reference_scores_full_marks(grade, qid, seed):
-    results = grade(reference_source(NAMES[qid]), qid, seed)
-    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
 
 
 @pytest.mark.parametrize("qid, style, source", ALTERNATIVES, ids=[f"{a[0]}-{a[1]}" for a in ALTERNATIVES])

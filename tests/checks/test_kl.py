@@ -1,7 +1,5 @@
 """Checks of Part A: correct solutions in any style earn full marks, each trap loses its points."""
 
-import math
-
 import pytest
 
 from autograder.checks import QUESTIONS
@@ -10,8 +8,6 @@ from reference import kl_optima
 from tests.checks.conftest import failed, reference_source, score
 
 FULL = {"A1": 6, "A2": 3, "A3": 4, "A4": 4, "A5": 3}
-NAMES = {"A1": "KL_SCENARIOS", "A2": "forward_kl_loss", "A3": "reverse_kl_loss", "A4": "forward_kl_loss_is",
-         "A5": "fit_gaussian_to_mixture"}
 
 ALTERNATIVES = {
     "A1": 'KL_SCENARIOS = {1: "c", "2": " b", 3: "C"}\n',
@@ -66,13 +62,6 @@ RIGHT_A5, LEFT_A5 = "reverse KL from (1.5, 1.0) seeks the right-hand mode", "rev
 SCENARIOS = [c.name for c in QUESTIONS["A1"] if c.points]
 FORMAT_A1 = "KL_SCENARIOS maps 1, 2, 3 to letters A-D"
 A2_CHECKS = [c.name for c in QUESTIONS["A2"]]
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("qid", sorted(FULL))
-def test_reference_scores_full_marks(grade, qid, seed):
-    results = grade(reference_source(NAMES[qid]), qid, seed)
-    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
 
 
 def test_points_match_the_contract_with_public_checks():

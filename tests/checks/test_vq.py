@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.checks.conftest import failed, reference_source, score
+from tests.checks.conftest import failed, score
 
 FULL = {"D1": 6, "D2": 4, "D3": 5}
 
@@ -32,15 +32,6 @@ def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1
     return m / ((N + eps) / (total + K * eps) * total)[:, None], N, m
 ''',
 }
-
-NAMES = {"D1": "quantize", "D2": "vq_losses", "D3": "ema_codebook_update"}
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("qid", sorted(FULL))
-def test_reference_scores_full_marks(grade, qid, seed):
-    results = grade(reference_source(NAMES[qid]), qid, seed)
-    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
 
 
 @pytest.mark.parametrize("qid", sorted(ALTERNATIVES))

@@ -17,6 +17,7 @@ from autograder.review import (
     student_code,
     write_review,
 )
+from tests.reports.answers import answer_cells
 
 ROOT = Path(__file__).resolve().parents[2]
 RUBRIC = load_rubric()
@@ -104,16 +105,6 @@ def test_math_and_markdown_stay_readable():
     assert "∑" in html and "σ" in html  # entities decoded once, not shown as "&#x02211;"
 
 
-def _cells(answers: dict[str, str | None], untag: set[str] = frozenset()) -> list[dict]:
-    cells = []
-    for qid, text in answers.items():
-        cells.append({"cell_type": "markdown", "metadata": {}, "source": f"**Answer {qid}** (3 points)"})
-        if text is not None:
-            meta = {} if qid in untag else {"tags": [f"answer:{qid}"]}
-            cells.append({"cell_type": "markdown", "metadata": meta, "source": text})
-    return cells
-
-
 def _write(path: Path, cells: list[dict]) -> None:
     path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}))
 
@@ -123,7 +114,7 @@ def hostile_class(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
     for i, (text, _) in enumerate(HOSTILE):
-        _write(subs / f"student{i:02d}.ipynb", _cells({"W004-3.5": text, "W000-1.2": text}, untag={"W000-1.2"}))
+        _write(subs / f"student{i:02d}.ipynb", answer_cells({"W004-3.5": text, "W000-1.2": text}, untag={"W000-1.2"}))
     out = tmp_path / "out"
     write_review(subs, out)
     return out
@@ -199,11 +190,11 @@ def test_codes_survive_a_new_student_and_a_withdrawn_one(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
     for name in (ann, ben):
-        _write(subs / f"{name}.ipynb", _cells({"W004-2": "text"}))
+        _write(subs / f"{name}.ipynb", answer_cells({"W004-2": "text"}))
     review = write_review(subs, tmp_path / "out")
     first = read_key(review)
     (subs / f"{ben}.ipynb").unlink()
-    _write(subs / f"{cy}.ipynb", _cells({"W004-2": "text"}))
+    _write(subs / f"{cy}.ipynb", answer_cells({"W004-2": "text"}))
     write_review(subs, tmp_path / "out")
     salt, key = read_key(review)
     assert salt == first[0] and set(first[1].items()) <= set(key.items()) and cy in key.values()

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from autograder.reports import GradebookRow, render_gradebook, write_atomic
 from autograder.reports.class_report import render_class_report
 from autograder.review import load_rubric, read_key, write_review
 from autograder.runner import write_reports
+from tests.reports.answers import answer_cells
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "submissions"
 RUBRIC = load_rubric()
@@ -41,13 +41,7 @@ def _parse(page: str) -> _Text:
 
 def _notebook(answers: dict[str, str | None], untag: set[str] = frozenset()) -> bytes:
     """A notebook with answer cells as the template lays them out (heading cell, then answer cell)."""
-    cells = []
-    for qid, text in answers.items():
-        cells.append({"cell_type": "markdown", "metadata": {}, "source": f"**Answer {qid}** (3 points)"})
-        if text is not None:
-            meta = {} if qid in untag else {"tags": [f"answer:{qid}"]}
-            cells.append({"cell_type": "markdown", "metadata": meta, "source": text})
-    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}).encode()
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": answer_cells(answers, untag)}).encode()
 
 
 @pytest.fixture
