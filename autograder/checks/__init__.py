@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import importlib
 
+from autograder.cache import use_cache_for_hypothesis
+
+use_cache_for_hypothesis()  # before any check runs: nothing is written where the grader was started
+
 from autograder.checks.framework import Check, CheckResult, run_check, skipped
 from autograder.checks.registry import CHECKS
 from autograder.contract import QUESTION_IDS

@@ -79,3 +79,39 @@ def test_the_makefile_targets_the_workflow_and_the_readme_name():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^student-dist:.*\n\t\$\(PY\) student_template/dist\.py --out dist/student$", makefile, re.M)
     assert re.search(r"^verify:.*\n\t\$\(PY\) -m autograder verify$", makefile, re.M)
+
+
+CURRENT_MAJORS = {"actions/checkout": 6, "actions/setup-python": 6, "actions/cache": 5, "actions/upload-artifact": 6}
+
+
+def test_the_workflow_is_valid_against_the_github_workflow_schema():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lint = Path(sys.executable).with_name("check-jsonschema")
+    assert lint.exists(), "check-jsonschema is a dev dependency (pip install -e '.[dev]')"
+    done = subprocess.run([str(lint), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_workflow_uses_current_actions_least_privilege_and_one_run_at_a_time():
+    workflow = load_workflow()
+    assert workflow["permissions"] == {"contents": "read"}
+    assert workflow["concurrency"]["group"] and "cancel-in-progress" in workflow["concurrency"]
+    for step in _steps():
+        if "uses" in step:
+            name, _, version = step["uses"].partition("@")
+            assert int(version.lstrip("v").split(".")[0]) >= CURRENT_MAJORS[name], step["uses"]
+
+
+def test_pip_downloads_and_the_grades_are_cached_so_a_run_resumes():
+    steps = _steps()
+    setup = _index(steps, lambda s: s.get("uses", "").startswith("actions/setup-python@"))
+    assert steps[setup]["with"]["cache"] == "pip"
+    cache = _index(steps, lambda s: s.get("uses", "").startswith("actions/cache@"))
+    grade = _index(steps, lambda s: "python -m autograder grade" in s.get("run", ""))
+    assert cache < grade and steps[cache]["with"]["path"].rstrip("/") == "grades"
+    key, restore = steps[cache]["with"]["key"], [k.strip() for k in steps[cache]["with"]["restore-keys"].splitlines() if k.strip()]
+    assert all(key.startswith(prefix) and key != prefix for prefix in restore)  # a new key per run, the last one restored
