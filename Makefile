@@ -7,7 +7,7 @@ JOBS   ?= 2
 SUBMISSIONS ?= examples/submissions
 OUT    ?= grades
 
-.PHONY: install test test-all grade notebooks bench student-dist verify review figures clean
+.PHONY: install test test-all grade grade-dask notebooks bench bench-scaling student-dist verify review figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,17 @@ test-all: install  ## every test, slow ones included
 grade: install  ## grade $(SUBMISSIONS) into $(OUT)
 	$(PY) -m autograder grade $(SUBMISSIONS) --out $(OUT) -j $(JOBS)
 
+grade-dask: install  ## grade $(SUBMISSIONS) into $(OUT) on a local Dask cluster of $(JOBS) workers
+	$(PY) -m autograder grade $(SUBMISSIONS) --out $(OUT) --cluster local:$(JOBS)
+
 notebooks: install  ## rebuild the template and the solution notebook from their sources
 	$(PY) student_template/build.py
 
 bench: install  ## grade-time vs nbconvert --execute time, side by side
 	$(PY) bench/grade_vs_execute.py
+
+bench-scaling: install  ## throughput of -j 1, -j 2, --cluster local:1 and local:2 on one class of 200 notebooks
+	$(PY) bench/scaling.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache

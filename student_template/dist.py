@@ -19,6 +19,7 @@ import functools
 import io
 import json
 import math
+import re
 import shutil
 import sys
 import tomllib
@@ -82,10 +83,22 @@ Fill in `assignment.ipynb`, then check it locally before you submit.
 ## Set up once
 
 ```sh
-python -m venv .venv && . .venv/bin/activate
-pip install torch            # a CPU build is enough
-pip install -e .
+python -m venv .venv
+. .venv/bin/activate
+pip install torch=={torch} --index-url {cpu_index}
+pip install -e . ipykernel
+python -m ipykernel install --user --name {kernel} --display-name "{kernel_title}"
 ```
+
+On Windows, activate with `.venv\\Scripts\\activate` instead. The `pip install torch…` line
+installs the CPU build of torch (about 200 MB; the checks need no GPU):
+a plain `pip install torch` would fetch the multi-GB CUDA build on Linux.
+The last line registers this environment as a Jupyter kernel named
+"{kernel_title}". Open `assignment.ipynb` and pick that kernel:
+
+- Jupyter Notebook or JupyterLab: *Kernel → Change Kernel… → {kernel_title}*.
+- VS Code: *Select Kernel* (top right of the notebook) *→ Jupyter Kernel… → {kernel_title}*
+  (or *Python Environments… →* the `.venv` of this folder).
 
 ## Run the public checks
 
@@ -263,9 +276,20 @@ def _public_list() -> str:
     )
 
 
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+KERNEL = "dgm-assignment"
+KERNEL_TITLE = "DGM assignment (CPU torch)"
+
+
+def torch_pin() -> str:
+    """The torch version the Makefile installs: the one pin every install of this project names."""
+    return re.search(r"torch==([\w.+-]+)", (ROOT / "Makefile").read_text()).group(1)
+
+
 def student_readme() -> str:
     rubric = tomllib.loads((HERE / "rubric.toml").read_text())["question"]
     return README.format(
+        torch=torch_pin(), cpu_index=CPU_INDEX, kernel=KERNEL, kernel_title=KERNEL_TITLE,
         public=_public_list(),
         code="\n".join(f"| {e.qid} | `{e.name}` | {e.points} |" for e in CONTRACT),
         written="\n".join(f"| {q['id']} | {q['title']} | {q['points']} |" for q in rubric),

@@ -1,0 +1,133 @@
+"""What changed between two grading runs of a class: every moved score, by question and check, and why.
+
+    python -m autograder diff OLD_OUT NEW_OUT      → prints a table, writes NEW_OUT/changes.csv
+
+Reads only what the runs wrote (``gradebook.csv`` and each student's
+``results.json``), so it compares any two runs, e.g. before and after a
+check was fixed, before releasing the new grades.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.contract import QUESTION_IDS
+from autograder.escape import csv_text, csv_value
+
+
+class DiffError(Exception):
+    """A run folder that cannot be read (the message says which file)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One moved score: ``item`` is a question id, a check (``C4: <check name>``) or ``total``."""
+
+    student: str
+    item: str
+    old: str
+    new: str
+    why: str
+
+
+@dataclass(frozen=True)
+class _Run:
+    rows: dict[str, dict[str, str]]
+    results: dict[str, dict]
+
+
+def _read_run(out: Path) -> _Run:
+    from autograder.runner import student_dir
+
+    try:
+        text = (out / "gradebook.csv").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DiffError(f"cannot read {out / 'gradebook.csv'}: {exc}") from None
+    rows = {csv_value(r["student"]): r for r in csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))}
+    results = {}
+    for student in rows:
+        try:
+            results[student] = json.loads((student_dir(out, student) / "results.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            results[student] = {}
+    return _Run(rows, results)
+
+
+def _checks(doc: dict) -> dict[str, float]:
+    found = {}
+    for test in doc.get("tests", []) if isinstance(doc.get("tests"), list) else []:
+        if isinstance(test, dict) and isinstance(test.get("name"), str):
+            found[test["name"]] = test.get("score")
+    return found
+
+
+def _score(value: object) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:g}"
+    return "" if value is None else str(value)[:20]
+
+
+def _why(old: dict, new: dict, overridden: bool) -> str:
+    o, n = old.get("extra_data") or {}, new.get("extra_data") or {}
+    reasons = []
+    if o.get("notebook") != n.get("notebook"):
+        reasons.append("notebook changed")
+    if o.get("grader_version") != n.get("grader_version"):
+        reasons.append(f"grader version changed ({o.get('grader_version')} → {n.get('grader_version')})")
+    if overridden:
+        reasons.append("override")
+    if o.get("seed") != n.get("seed"):
+        reasons.append("grading seed changed")
+    return "; ".join(reasons) or "written scores or merge"
+
+
+def diff(old_out: Path, new_out: Path) -> list[Change]:
+    """Every score that differs between the runs in ``old_out`` and ``new_out``."""
+    old, new = _read_run(old_out), _read_run(new_out)
+    overrides = _overridden(new_out)
+    changes = []
+    for student in sorted(set(old.rows) | set(new.rows)):
+        if student not in new.rows:
+            changes.append(Change(student, "total", old.rows[student].get("total", ""), "", "no longer submitted"))
+            continue
+        if student not in old.rows:
+            changes.append(Change(student, "total", "", new.rows[student].get("total", ""), "new submission"))
+            continue
+        a, b = old.rows[student], new.rows[student]
+        why = _why(old.results[student], new.results[student], student in overrides)
+        for item in (*QUESTION_IDS, "total", "grand_total", "final"):
+            if a.get(item, "") != b.get(item, ""):
+                changes.append(Change(student, item, a.get(item, ""), b.get(item, ""), why))
+        ca, cb = _checks(old.results[student]), _checks(new.results[student])
+        for name in sorted(set(ca) | set(cb)):
+            if ca.get(name) != cb.get(name):
+                changes.append(Change(student, name, _score(ca.get(name)), _score(cb.get(name)), why))
+    return changes
+
+
+def _overridden(out: Path) -> set[str]:
+    try:
+        text = (out / "overrides.csv").read_text(encoding="utf-8")
+    except OSError:
+        return set()
+    return {csv_value(r.get("student", "")) for r in csv.DictReader(io.StringIO(text, newline=""))}
+
+
+def render_changes(changes: list[Change]) -> str:
+    """``changes.csv``: student, item, old, new, why."""
+    return csv_text([["student", "item", "old", "new", "why"],
+                     *([c.student, c.item, c.old, c.new, c.why] for c in changes)])
+
+
+def write_changes(old_out: Path, new_out: Path) -> tuple[Path, list[Change]]:
+    """``NEW_OUT/changes.csv`` of ``diff(old_out, new_out)``, written atomically."""
+    from autograder.reports import write_atomic
+
+    changes = diff(old_out, new_out)
+    target = new_out / "changes.csv"
+    write_atomic(target, render_changes(changes))
+    return target, changes
