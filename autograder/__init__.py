@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 
 def check(*qids: str) -> bool:
-    """Run the public checks of ``qids`` in this kernel (see ``autograder.local.check``)."""
+    """Run the public checks of ``qids`` (any case: ``check("c4")``) in this kernel (see ``autograder.local.check``)."""
     from autograder.local import check as _check
 
     return _check(*qids)

@@ -12,14 +12,15 @@ import functools
 import hashlib
 import importlib.util
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import __version__
 from autograder.checks import QUESTIONS, CheckResult, run_check, skipped
-from autograder.checks.framework import PUBLIC, QUESTION_SECONDS
+from autograder.checks.framework import PUBLIC, QUESTION_SECONDS, Check, FailureRecord, Status
 from autograder.contract import BY_ID, QUESTION_IDS
-from autograder.notebook import Answer, NotebookError, read_notebook
+from autograder.notebook import Answer, CodeCell, NotebookError, defined_names, read_notebook
 from autograder.sandbox.errors import StudentProcessError
 from autograder.sandbox.process import Sandbox
 from autograder.sandbox.session import CellRun, StudentSession
@@ -28,7 +29,12 @@ from autograder.scoring import question_scores
 
 @dataclass(frozen=True)
 class Graded:
-    """Everything the reports need about one graded submission."""
+    """Everything the reports need about one graded submission.
+
+    ``grader_errors`` holds the traceback of every grader-side exception met
+    while grading it (each became a check's result and the status); such a
+    submission is not ``gradable`` and has no key, so a re-run grades it again.
+    """
 
     key: str
     status: str
@@ -38,6 +44,7 @@ class Graded:
     answers: dict[str, Answer]
     gradable: bool
     seconds: float = field(compare=False, default=0.0)
+    grader_errors: tuple[str, ...] = field(compare=False, default=())
 
     @property
     def total(self) -> float:
@@ -73,8 +80,38 @@ def one_line(text: str, limit: int = 200) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())[:limit]
 
 
-def _missing_reason(kind: str, name: str, cells: tuple[CellRun, ...]) -> str:
+def grader_error(where: str, exc: BaseException) -> str:
+    """The status of a submission whose grading met grader-side exception ``exc`` while grading ``where``."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - an exception that cannot say what it is still has a type
+        text = "(no message)"
+    return one_line(f"grader error while grading {where}: {type(exc).__name__}{': ' + text if text else ''}")
+
+
+def grading_failed(reason: str, log: str, *, qids: tuple[str, ...] = QUESTION_IDS, public_only: bool = False,
+                   seconds: float = 0.0) -> Graded:
+    """A submission whose grading failed as a whole: every check skipped with ``reason`` as its status."""
+    results = tuple(skipped(c, reason) for checks in _questions(qids, public_only).values() for c in checks)
+    return Graded("", reason, question_scores(results, qids), results, (), {}, False, seconds, (log,))
+
+
+def _questions(qids: tuple[str, ...], public_only: bool) -> dict[str, tuple[Check, ...]]:
+    return {q: tuple(c for c in QUESTIONS[q] if c.visibility == PUBLIC or not public_only) for q in qids}
+
+
+def _grader_error_result(check: Check, exc: Exception) -> CheckResult:
+    failure = FailureRecord.of(grader_error(check.qid, exc), kind=check.kind,
+                               hint="a bug in the grader, not in your code (logged for your teacher)")
+    return CheckResult(check.qid, check.name, check.visibility, 0.0, check.points, Status.GRADER_ERROR, failure)
+
+
+def _missing_reason(kind: str, name: str, cells: tuple[CellRun, ...], sources: tuple[CodeCell, ...]) -> str:
+    """Why ``name`` is not usable; blames the cell that should have defined it when that cell failed."""
     broken = [c for c in cells if c.status != "ok"]
+    if broken:
+        definers = {c.index for c in sources if name in defined_names(c.source)}
+        broken = [c for c in broken if c.index in definers] or broken
     why = f" (code cell {broken[0].index + 1}: {broken[0].error})" if broken else ""
     if kind == "missing":
         return f"{name} is not defined{why}"
@@ -100,7 +137,10 @@ def _describe(session: StudentSession, names: list[str]) -> dict[str, str]:
 
 
 def _status(cells: tuple[CellRun, ...], checks: tuple[CheckResult, ...]) -> str:
-    """``ok``, or one line on the worst thing that happened."""
+    """``ok``, or one line on the worst thing that happened (a grader error first: the grade is not sound)."""
+    for result in checks:
+        if result.status == Status.GRADER_ERROR:
+            return result.failure.summary
     for wanted in (("timeout", "crash", "broken", "skipped"), ("error",)):
         for cell in cells:
             if cell.status in wanted:
@@ -109,26 +149,38 @@ def _status(cells: tuple[CellRun, ...], checks: tuple[CheckResult, ...]) -> str:
         if wanted[0] == "timeout":
             for result in checks:
                 if result.status in ("timeout", "crash"):
-                    reason = result.message.split("got      : ", 1)[-1].split("\n", 1)[0]
-                    return one_line(f"{result.qid} {BY_ID[result.qid].name}: {reason}")
-                if result.status == "skipped" and _UNREADABLE in result.message:
-                    return one_line(f"{result.qid} {result.message}")
+                    return one_line(f"{result.qid} {BY_ID[result.qid].name}: {result.failure.got}")
+                if result.status == "skipped" and _UNREADABLE in result.failure.summary:
+                    return one_line(f"{result.qid} {result.failure.summary}")
     return "ok"
 
 
 def grade_notebook(
     data: bytes, *, sandbox: Sandbox, seed: int = 0, qids: tuple[str, ...] = QUESTION_IDS, public_only: bool = False
 ) -> Graded:
-    """Grade notebook ``data`` with the student process of ``sandbox`` (only public checks if ``public_only``)."""
+    """Grade notebook ``data`` with the student process of ``sandbox`` (only public checks if ``public_only``).
+
+    Total: a grader-side exception in a check becomes that check's result;
+    one anywhere else, the whole submission's (``grading_failed``).
+    """
     start = time.monotonic()
+    try:
+        return _grade(data, sandbox, seed, qids, public_only, start)
+    except Exception as exc:  # noqa: BLE001 - a grader bug costs this submission, never the batch
+        return grading_failed(grader_error("the submission", exc), traceback.format_exc(), qids=qids,
+                              public_only=public_only, seconds=time.monotonic() - start)
+
+
+def _grade(data: bytes, sandbox: Sandbox, seed: int, qids: tuple[str, ...], public_only: bool, start: float) -> Graded:
     key = submission_key(data, seed)
-    questions = {q: tuple(c for c in QUESTIONS[q] if c.visibility == PUBLIC or not public_only) for q in qids}
+    questions = _questions(qids, public_only)
     try:
         notebook = read_notebook(data)
     except NotebookError as exc:
         results = tuple(skipped(c, exc.reason) for q in qids for c in questions[q])
         return Graded(key, exc.reason, question_scores(results, qids), results, (), {}, False, time.monotonic() - start)
     results: list[CheckResult] = []
+    errors: list[str] = []
     with StudentSession(sandbox, notebook.code_cells) as session:
         cells = tuple(session.runs[c.index] for c in notebook.code_cells)
         kinds = _describe(session, [BY_ID[q].name for q in qids])
@@ -137,7 +189,7 @@ def grade_notebook(
             kind = kinds[entry.name]
             wanted = "dict" if qid == "A1" else "function("
             if not kind.startswith(wanted):
-                reason = _missing_reason(kind, entry.name, cells)
+                reason = _missing_reason(kind, entry.name, cells, notebook.code_cells)
                 results += [skipped(c, reason) for c in questions[qid]]
                 continue
             deadline = time.monotonic() + QUESTION_SECONDS
@@ -146,10 +198,14 @@ def grade_notebook(
                 if stop is not None:
                     results.append(skipped(check, stop))
                     continue
-                result = run_check(session, check, seed, deadline)
+                try:
+                    result = run_check(session, check, seed, deadline)
+                except Exception as exc:  # noqa: BLE001 - a grader bug costs this check, with its traceback logged
+                    errors.append(traceback.format_exc())
+                    result = _grader_error_result(check, exc)
                 results.append(result)
                 if result.status in ("timeout", "crash"):
                     stop = f"not run: an earlier check of {qid} ended with a {result.status}"
     checks = tuple(results)
-    return Graded(key, _status(cells, checks), question_scores(checks, qids), checks, cells, notebook.answers, True,
-                  time.monotonic() - start)
+    return Graded("" if errors else key, _status(cells, checks), question_scores(checks, qids), checks, cells,
+                  notebook.answers, not errors, time.monotonic() - start, tuple(errors))

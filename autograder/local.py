@@ -16,6 +16,7 @@ from typing import Any
 from autograder.checks import QUESTIONS, CheckResult, run_check
 from autograder.checks.framework import PUBLIC, QUESTION_SECONDS
 from autograder.contract import BY_ID, QUESTION_IDS
+from autograder.escape import printable
 from autograder.sandbox.runtime.child import Responder
 from autograder.sandbox.session import Session
 
@@ -42,12 +43,13 @@ def run_public_checks(session: Session, qids: tuple[str, ...], seed: int = 0) ->
 def check(*qids: str, namespace: dict[str, Any] | None = None) -> bool:
     """Run the public checks of ``qids`` (all questions if none) on this notebook's functions.
 
-    Prints one line per question and the failure messages; returns whether
-    every public check passed.
+    Question ids are case-insensitive (``check("c4")``). Prints one line per
+    question and the failure messages; returns whether every public check passed.
     """
-    unknown = [q for q in qids if q not in BY_ID]
+    unknown = [q for q in qids if not isinstance(q, str) or q.upper() not in BY_ID]
     if unknown:
-        raise ValueError(f"unknown question id(s) {unknown}; ids are {', '.join(QUESTION_IDS)}")
+        raise ValueError(f"unknown question id(s) {unknown}; ids are {', '.join(QUESTION_IDS)} (in any case)")
+    qids = tuple(dict.fromkeys(q.upper() for q in qids))
     ns = namespace if namespace is not None else vars(sys.modules["__main__"])
     results = run_public_checks(LocalSession(ns), qids or QUESTION_IDS)
     for qid in qids or QUESTION_IDS:
@@ -57,5 +59,5 @@ def check(*qids: str, namespace: dict[str, Any] | None = None) -> bool:
         print(f"{mark} {qid} {BY_ID[qid].name}: {passed}/{len(mine)} public checks passed")
     for r in results:
         if r.status != "passed":
-            print("\n" + r.message)
+            print("\n" + printable(r.message, keep_newlines=True))
     return all(r.status == "passed" for r in results)

@@ -22,13 +22,13 @@ the written part, and :func:`reapply` — or ``merge`` run again — puts it bac
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.contract import QUESTION_IDS
+from autograder.escape import FIELD_CHARS, clip, csv_text, csv_value, md_text
 from autograder.reports import GradebookRow, render_gradebook, write_atomic
 from autograder.review import RUBRIC, SCORE_COLUMNS, WrittenQuestion, load_rubric, read_key
 from autograder.runner import student_dir
@@ -55,6 +55,7 @@ def read_scores(path: Path, questions: dict[str, WrittenQuestion], codes: set[st
     """Validated scores by (student code, question id); raises ``MergeError`` listing every problem."""
     problems: list[str] = []
     found: dict[tuple[str, str], WrittenScore] = {}
+    by_folded = {q.casefold(): q for q in questions}  # a question id is typed in any case
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
             rows = list(csv.reader(f, strict=True))
@@ -68,8 +69,8 @@ def read_scores(path: Path, questions: dict[str, WrittenQuestion], codes: set[st
         if len(row) != len(SCORE_COLUMNS):
             problems.append(f"line {line}: expected {len(SCORE_COLUMNS)} fields, found {len(row)}")
             continue
-        code, qid, raw, comment = (field.strip() for field in row)
-        code = code.upper()
+        code, qid, raw, comment = (csv_value(field.strip()) for field in row)
+        code, qid = code.upper(), by_folded.get(qid.casefold(), qid)
         if code not in codes:
             problems.append(f"line {line}: unknown student code {code!r}")
         if qid not in questions:
@@ -98,17 +99,12 @@ def _auto_rows(gradebook: Path) -> list[GradebookRow]:
     """The automatically graded part of an existing gradebook."""
     try:
         with gradebook.open(encoding="utf-8", newline="") as f:
-            return [GradebookRow(r["student"], {q: float(r[q]) for q in QUESTION_IDS}, r["status"])
+            return [GradebookRow(csv_value(r["student"]), {q: float(r[q]) for q in QUESTION_IDS}, csv_value(r["status"]))
                     for r in csv.DictReader(f)]
     except FileNotFoundError:
         raise MergeError([f"{gradebook} is missing: grade before merging"]) from None
     except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
         raise MergeError([f"{gradebook} is not a gradebook written by `grade` ({exc!r})"]) from None
-
-
-def _cell(text: str) -> str:
-    """``text`` as one cell of a Markdown table: one line, pipes escaped."""
-    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _feedback_section(questions: dict[str, WrittenQuestion], mine: dict[str, WrittenScore]) -> str:
@@ -117,7 +113,7 @@ def _feedback_section(questions: dict[str, WrittenQuestion], mine: dict[str, Wri
     for qid, q in questions.items():
         s = mine.get(qid, WrittenScore(None, ""))
         score = "not graded yet" if s.score is None else f"{s.score:g}"
-        lines.append(f"| {_cell(f'{qid} {q.title}')} | {score} | {q.points} | {_cell(s.comment)} |")
+        lines.append(f"| {md_text(f'{qid} {q.title}')} | {score} | {q.points} | {md_text(s.comment)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -132,7 +128,8 @@ def _merged_results(text: str, questions: dict[str, WrittenQuestion], mine: dict
             continue
         tests.append({"name": f"{qid} {q.title} (graded by a TA)", "number": qid, "score": s.score,
                       "max_score": q.points, "status": "passed" if s.score == q.points else "failed",
-                      "output": s.comment, "visibility": "after_published", "tags": ["written", qid]})
+                      "output": clip(s.comment, FIELD_CHARS), "output_format": "text", "visibility": "after_published",
+                      "tags": ["written", qid]})
     doc["tests"] = tests
     doc["score"] = round(auto + sum(s.score or 0.0 for s in mine.values()), 2)
     doc["extra_data"]["written"] = {qid: s.score for qid, s in mine.items()}
@@ -140,12 +137,8 @@ def _merged_results(text: str, questions: dict[str, WrittenQuestion], mine: dict
 
 
 def _merged_copy(found: dict[tuple[str, str], WrittenScore]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(SCORE_COLUMNS)
-    for (code, qid), s in sorted(found.items()):
-        writer.writerow((code, qid, "" if s.score is None else f"{s.score:g}", s.comment))
-    return buf.getvalue()
+    rows = [(code, qid, "" if s.score is None else f"{s.score:g}", s.comment) for (code, qid), s in sorted(found.items())]
+    return csv_text([SCORE_COLUMNS, *rows])
 
 
 def merge(out: Path, scores: Path, rubric: Path = RUBRIC) -> list[tuple[str, str]]:

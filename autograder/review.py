@@ -27,13 +27,13 @@ import base64
 import csv
 import hashlib
 import html
-import io
 import json
 import secrets
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.escape import csv_text, csv_value
 from autograder.notebook import Answer, NotebookError, read_notebook
 from autograder.reports.atomic import write_atomic
 from autograder.reports.markdown import render_markdown
@@ -130,7 +130,7 @@ def read_key(review_dir: Path) -> tuple[str, dict[str, str]]:
     if not path.is_file():
         return secrets.token_hex(8), {}
     with path.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
+        rows = [[csv_value(cell) for cell in row] for row in csv.reader(f)]
     if len(rows) < 2 or len(rows[0]) != 2 or rows[0][0] != "salt" or tuple(rows[1]) != KEY_HEADER \
             or any(len(r) != 2 for r in rows[2:]):
         raise ValueError(f"{path} is not a key written by `python -m autograder review`")
@@ -231,12 +231,6 @@ def review_page(
     )
 
 
-def _csv(rows: list[tuple[str, ...]]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue()
-
-
 def write_review(
     submissions: Path, out: Path, rubric: Path = RUBRIC, solution: Path = SOLUTION, template: Path = TEMPLATE
 ) -> Path:
@@ -255,9 +249,9 @@ def write_review(
                            template_cells=frozenset(c.strip() for c in cells if c is not None), model_images=images)
         write_atomic(review_dir / f"{q.qid}.html", page)
     everyone = {**key, **{c: s for s, c in codes.items()}}  # students of earlier runs keep their codes
-    write_atomic(review_dir / "key.csv", _csv([("salt", salt), KEY_HEADER, *sorted(everyone.items())]))
+    write_atomic(review_dir / "key.csv", csv_text([("salt", salt), KEY_HEADER, *sorted(everyone.items())]))
     scores = review_dir / "scores.csv"
     if not scores.is_file():
         rows = [SCORE_COLUMNS, *((codes[s], q, "", "") for s in sorted(answers, key=codes.get) for q in questions)]
-        write_atomic(scores, _csv(rows))
+        write_atomic(scores, csv_text(rows))
     return review_dir

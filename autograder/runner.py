@@ -3,23 +3,38 @@
 Each submission is one job (``grade_job``) writing its own files atomically;
 a re-run skips every submission whose ``results.json`` carries the same job
 key (notebook bytes, grader version, seed) and grades the rest.
+
+Every job is total: whatever a notebook, a file name or a student process
+holds, the student gets a result. A submission is a regular file inside the
+submissions folder (symbolic links are refused, never followed); a grader
+error while grading one becomes that student's status with its traceback in
+``<student folder>/grader-error.log``; a pool worker that dies costs the job
+it was running (found by running the suspects alone), and the rest go on in
+a fresh pool.
 """
 
 from __future__ import annotations
 
+import collections
+import errno
 import hashlib
 import json
 import multiprocessing
+import os
+import stat
+import traceback
 import unicodedata
 import warnings
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from autograder.grading import Graded, grade_notebook, one_line, submission_key
+from autograder.grading import Graded, grade_notebook, grader_error, grading_failed, one_line, submission_key
 from autograder.notebook import MAX_NOTEBOOK_BYTES
 from autograder.reports.class_report import render_class_report
 from autograder.reports import (
@@ -31,6 +46,9 @@ from autograder.reports import (
     write_atomic,
 )
 from autograder.sandbox.process import Sandbox
+
+if TYPE_CHECKING:
+    from autograder.cluster import ClusterSpec
 
 
 @dataclass(frozen=True)
@@ -55,10 +73,23 @@ class Outcome:
 
 
 CLASS_LEVEL_NAMES = frozenset({"gradebook.csv", "report.html", "review"})  # what a run writes next to the students' folders
+MAX_FOLDER_BYTES = 100  # of a student's folder name before its hash (a file name may have 255)
+GRADER_LOG = "grader-error.log"
+_LINK = "is a symbolic link; submit the notebook itself"
 
 
-def _notebooks(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix == ".ipynb" and p.is_file() and not p.name.startswith("."))
+class SubmissionError(Exception):
+    """A submission that cannot be read as one regular notebook file; ``reason`` is its status."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _notebooks(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The notebooks directly in ``folder``, and the symbolic links named like one (refused)."""
+    found = sorted(p for p in folder.iterdir() if p.suffix == ".ipynb" and not p.name.startswith("."))
+    return [p for p in found if not p.is_symlink() and p.is_file()], [p for p in found if p.is_symlink()]
 
 
 def _student_id(name: str) -> str:
@@ -68,16 +99,35 @@ def _student_id(name: str) -> str:
 
 
 def discover(folder: Path) -> list[Submission]:
-    """``folder/<student>.ipynb`` or ``folder/<student>/<one>.ipynb``, sorted by student id."""
+    """``folder/<student>.ipynb`` or ``folder/<student>/<one>.ipynb``, sorted by student id.
+
+    A symbolic link (to a notebook or a folder) is that student's problem; an
+    unreadable student folder too.
+    """
     found: dict[str, list[Path]] = {}
+    problems: dict[str, str] = {}
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.is_file() and entry.suffix == ".ipynb":
+        if entry.is_symlink():
+            if entry.suffix == ".ipynb" or entry.is_dir():
+                student = _student_id(entry.stem if entry.suffix == ".ipynb" else entry.name)
+                problems.setdefault(student, one_line(f"{entry.name} {_LINK}", 300))
+                found.setdefault(student, [])
+        elif entry.is_file() and entry.suffix == ".ipynb":
             found.setdefault(_student_id(entry.stem), []).append(entry)
         elif entry.is_dir():
-            found.setdefault(_student_id(entry.name), []).extend(_notebooks(entry))
-    return [_submission(student, paths, folder) for student, paths in sorted(found.items())]
+            student = _student_id(entry.name)
+            try:
+                paths, links = _notebooks(entry)
+            except OSError as exc:
+                problems.setdefault(student, one_line(f"the student's folder could not be read ({exc.strerror})"))
+                paths, links = [], []
+            if links:
+                problems.setdefault(student, one_line(f"{links[0].relative_to(folder)} {_LINK}", 300))
+            found.setdefault(student, []).extend(paths)
+    return [Submission(s, None, problems[s]) if s in problems else _submission(s, paths, folder)
+            for s, paths in sorted(found.items())]
 
 
 def _submission(student: str, paths: list[Path], folder: Path) -> Submission:
@@ -87,23 +137,53 @@ def _submission(student: str, paths: list[Path], folder: Path) -> Submission:
     if len(paths) > 1:
         names = ", ".join(str(p.relative_to(folder)) for p in paths)
         return Submission(student, None, one_line(f"{len(paths)} notebooks for one student ({names}); keep one", 300))
-    if paths[0].stat().st_size > MAX_NOTEBOOK_BYTES:
+    if paths[0].lstat().st_size > MAX_NOTEBOOK_BYTES:
         return Submission(student, None, f"notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
     return Submission(student, paths[0])
+
+
+def read_submission(path: Path, root: Path) -> bytes:
+    """The bytes of the regular file ``path`` inside ``root``, opened without following any symbolic link
+    below ``root`` (``O_NOFOLLOW`` at every step, so a file swapped for a link after discovery is refused too)."""
+    parts = path.relative_to(root).parts
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in parts[:-1]:
+                parent, fd = fd, os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
+                os.close(parent)
+            file_fd = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        links = [Path(*parts[: i + 1]) for i in range(len(parts)) if root.joinpath(*parts[: i + 1]).is_symlink()]
+        if links or exc.errno == errno.ELOOP:
+            raise SubmissionError(one_line(f"{links[0] if links else path.relative_to(root)} {_LINK}", 300)) from None
+        raise SubmissionError(one_line(f"the notebook could not be read ({exc.strerror})")) from None
+    with os.fdopen(file_fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise SubmissionError("the notebook is not a regular file")
+        data = f.read(MAX_NOTEBOOK_BYTES + 1)
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise SubmissionError(f"notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
+    return data
 
 
 def student_dir(out: Path, student: str) -> Path:
     """The output folder of ``student``: never outside ``out``, never a class-level file, one per student.
 
     A name that had to be changed (a character replaced, a leading dot, a
-    class-level name) gets a ``_`` prefix and a hash of the original, so two
-    students never share a folder.
+    class-level name, cut to ``MAX_FOLDER_BYTES`` of UTF-8) gets a ``_`` prefix
+    and a hash of the original, so two students never share a folder; the
+    original id stays in the gradebook.
     """
     safe = "".join(ch if ch.isprintable() and ch not in "/\\" else "_" for ch in student)
-    if safe == student and safe and not safe.startswith((".", "_")) and safe.lower() not in CLASS_LEVEL_NAMES:
+    short = safe.encode("utf-8", "replace")[:MAX_FOLDER_BYTES].decode("utf-8", "ignore")
+    if short == student and safe and not safe.startswith((".", "_")) and safe.lower() not in CLASS_LEVEL_NAMES:
         return out / safe
     digest = hashlib.sha256(student.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return out / f"_{safe}-{digest}"
+    return out / f"_{short}-{digest}"
 
 
 def write_reports(out: Path, student: str, graded: Graded) -> None:
@@ -115,6 +195,10 @@ def write_reports_in(folder: Path, student: str, graded: Graded) -> None:
     """``write_reports`` into ``folder`` itself (one job per container, as Gradescope runs it)."""
     write_atomic(folder / "feedback.md", render_feedback(student, graded))
     write_atomic(folder / "run.json", json.dumps({"seconds": round(graded.seconds, 3)}) + "\n")
+    if graded.grader_errors:
+        write_atomic(folder / GRADER_LOG, "\n".join(graded.grader_errors))
+    else:
+        (folder / GRADER_LOG).unlink(missing_ok=True)  # from an earlier run
     write_atomic(folder / "results.json", render_results(graded))  # last: its key marks the job done
 
 
@@ -130,18 +214,52 @@ def _worker_sandbox() -> Sandbox:
     return _SANDBOX
 
 
+def worker_sandbox(start: bool = False) -> Sandbox:
+    """This process's one sandbox (a pool or cluster worker's); with ``start``, its zygote is started now."""
+    sandbox = _worker_sandbox()
+    if start:
+        sandbox.spawn().close()  # the zygote imports torch once, here, not in the first job
+    return sandbox
+
+
+def close_worker_sandbox() -> None:
+    """Tear this process's sandbox down (a cluster worker that closes)."""
+    global _SANDBOX
+    if _SANDBOX is not None:
+        _SANDBOX.close()
+        _SANDBOX = None
+
+
 def grade_job(student: str, data: bytes, seed: int, out: Path) -> Outcome:
-    """Grade one notebook and write its reports (one job of a pool or cluster)."""
+    """Grade one notebook and write its reports (one job of a pool or cluster).
+
+    Total for the submission: ``grade_notebook`` is, and reports that cannot
+    be rendered are replaced by a grader-error report. Only a sandbox that
+    cannot start, or a folder that cannot be written, raises.
+    """
     graded = grade_notebook(data, sandbox=_worker_sandbox(), seed=seed)
-    write_reports(out, student, graded)
+    return _written(student_dir(out, student), student, graded)
+
+
+def _written(folder: Path, student: str, graded: Graded) -> Outcome:
+    """``write_reports_in``; reports that cannot be rendered become a grader-error report (or only the log)."""
+    try:
+        write_reports_in(folder, student, graded)
+    except Exception as exc:  # noqa: BLE001 - a report bug costs this student's grade, not the batch
+        graded = grading_failed(grader_error("the reports", exc), traceback.format_exc(), seconds=graded.seconds)
+        try:
+            write_reports_in(folder, student, graded)
+        except Exception:  # noqa: BLE001 - not even a plain report: the gradebook row and the log say why
+            write_atomic(folder / GRADER_LOG, graded.grader_errors[0] + traceback.format_exc())
     return Outcome(student, graded.scores, graded.status, graded.gradable, False, graded.seconds)
 
 
 def _resumed(out: Path, student: str, key: str) -> Outcome | None:
     path = student_dir(out, student) / "results.json"
-    if not path.is_file():
+    try:
+        summary = read_summary(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
         return None
-    summary = read_summary(path.read_text(encoding="utf-8"))
     if summary is None or summary["key"] != key:
         return None
     return Outcome(student, summary["scores"], summary["status"], bool(summary.get("gradable", True)), True, 0.0)
@@ -154,15 +272,20 @@ def grade_submission(submission: Path, results: Path, seed: int = 0) -> Outcome:
     ``/autograder/results``) or of any cluster worker.
     """
     if submission.is_dir():
-        sub = _submission(_student_id(submission.name), _notebooks(submission), submission)
+        paths, links = _notebooks(submission)
+        root = submission
+        sub = _submission(_student_id(submission.name), paths, root)
+        if links:
+            sub = Submission(sub.student, None, one_line(f"{links[0].name} {_LINK}", 300))
     else:
-        sub = _submission(_student_id(submission.stem), [submission], submission.parent)
-    if sub.path is None:
-        graded = _ungradable(sub, seed)
-    else:
-        graded = grade_notebook(sub.path.read_bytes(), sandbox=_worker_sandbox(), seed=seed)
-    write_reports_in(results, sub.student, graded)
-    return Outcome(sub.student, graded.scores, graded.status, graded.gradable, False, graded.seconds)
+        root = submission.parent
+        sub = _submission(_student_id(submission.stem), [submission], root)
+    try:
+        data = None if sub.path is None else read_submission(sub.path, root)
+    except SubmissionError as exc:
+        sub, data = Submission(sub.student, None, exc.reason), None
+    graded = _ungradable(sub, seed) if data is None else grade_notebook(data, sandbox=_worker_sandbox(), seed=seed)
+    return _written(results, sub.student, graded)
 
 
 def _ungradable(sub: Submission, seed: int) -> Graded:
@@ -172,9 +295,7 @@ def _ungradable(sub: Submission, seed: int) -> Graded:
 
 
 def _problem(out: Path, sub: Submission, seed: int) -> Outcome:
-    graded = _ungradable(sub, seed)
-    write_reports(out, sub.student, graded)
-    return Outcome(sub.student, graded.scores, graded.status, False, False, 0.0)
+    return _written(student_dir(out, sub.student), sub.student, _ungradable(sub, seed))
 
 
 def grade_class(
@@ -185,9 +306,16 @@ def grade_class(
     seed: int = 0,
     on_start: Callable[[int], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
+    cluster: ClusterSpec | None = None,
 ) -> list[Outcome]:
-    """Grade every submission under ``submissions`` into ``out``; returns one outcome per student."""
+    """Grade every submission under ``submissions`` into ``out``; returns one outcome per student.
+
+    ``cluster`` grades on Dask instead of ``jobs`` local processes (same results, byte for byte).
+    """
     subs = discover(submissions)
+    if not subs:
+        raise NoSubmissions(f"no submissions found in {submissions} (a notebook <student>.ipynb, or a folder "
+                            "<student>/ holding one)")
     if on_start:
         on_start(len(subs))
     outcomes: list[Outcome] = []
@@ -198,7 +326,13 @@ def grade_class(
             if on_done:
                 on_done(outcomes[-1])
             continue
-        data = sub.path.read_bytes()
+        try:
+            data = read_submission(sub.path, submissions)
+        except SubmissionError as exc:
+            outcomes.append(_problem(out, Submission(sub.student, None, exc.reason), seed))
+            if on_done:
+                on_done(outcomes[-1])
+            continue
         resumed = _resumed(out, sub.student, submission_key(data, seed))
         if resumed is not None:
             outcomes.append(resumed)
@@ -206,7 +340,7 @@ def grade_class(
                 on_done(resumed)
         else:
             todo.append((sub.student, data))
-    for outcome in _run(todo, seed, out, jobs):
+    for outcome in _run(todo, seed, out, jobs) if cluster is None else _run_cluster(todo, seed, out, cluster):
         outcomes.append(outcome)
         if on_done:
             on_done(outcome)
@@ -216,6 +350,19 @@ def grade_class(
     dirs = {o.student: student_dir(out, o.student) for o in outcomes}
     write_atomic(out / "report.html", render_class_report(out, dirs))
     return sorted(outcomes, key=lambda o: o.student)
+
+
+class NoSubmissions(Exception):
+    """The submissions folder holds nothing to grade (the message says where it looked)."""
+
+
+def _run_cluster(todo: list[tuple[str, bytes]], seed: int, out: Path, spec: ClusterSpec) -> Iterator[Outcome]:
+    """The jobs on a Dask cluster; the reports are written here, as tasks complete, by the same code as ``-j``."""
+    from autograder.cluster import Cluster
+
+    with Cluster(spec) as cluster:
+        for student, graded in cluster.map(todo, seed):
+            yield _written(student_dir(out, student), student, graded)
 
 
 class GradingWarning(UserWarning):
@@ -233,14 +380,47 @@ def _keep_written_scores(out: Path) -> None:
                       "fix the scores file and run merge", GradingWarning, stacklevel=2)
 
 
-def _run(todo: list[tuple[str, bytes]], seed: int, out: Path, jobs: int) -> Iterator[Outcome]:
+Job = tuple[str, bytes]
+
+
+def _run(todo: list[Job], seed: int, out: Path, jobs: int) -> Iterator[Outcome]:
     if jobs <= 1 or len(todo) <= 1:
         for student, data in todo:
             yield grade_job(student, data, seed, out)
         return
+    queue = collections.deque(todo)
+    while queue:
+        suspects = yield from _pool(queue, seed, out, jobs)
+        for job in suspects:  # alone, so that a pool that breaks again was broken by this job
+            if (yield from _pool(collections.deque([job]), seed, out, 1)):
+                yield _worker_died(job, seed, out)
+
+
+def _pool(queue: collections.deque[Job], seed: int, out: Path, workers: int) -> Generator[Outcome, None, list[Job]]:
+    """Run the jobs of ``queue`` with at most ``workers`` in flight; if the pool breaks (a worker died),
+    return the jobs that were in flight (the rest stay queued)."""
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = [pool.submit(grade_job, s, d, seed, out) for s, d in todo]
-        for future in as_completed(futures):
-            yield future.result()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        running: dict[Future[Outcome], Job] = {}
+        while queue or running:
+            while queue and len(running) < workers:
+                job = queue.popleft()
+                running[pool.submit(grade_job, *job, seed, out)] = job
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    return list(running.values())
+                del running[future]
+                yield outcome
+    return []
+
+
+def _worker_died(job: Job, seed: int, out: Path) -> Outcome:
+    """The outcome of a job whose grading process died even when it ran alone."""
+    student, data = job
+    died = BrokenProcessPool("the grading process died while grading this notebook, even when run alone")
+    graded = grading_failed(grader_error("the submission", died), f"{student}: {died}\n")
+    return _written(student_dir(out, student), student, graded)
 

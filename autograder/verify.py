@@ -102,8 +102,9 @@ STEPS: tuple[tuple[str, Callable[[], list[str]]], ...] = (
 )
 
 
-def verify(report: Callable[[str, list[str]], None]) -> bool:
-    """Run every step, calling ``report(step, problems)`` after each; True when all are clean.
+def verify(report: Callable[[str, list[str]], None], on_step: Callable[[str], None] | None = None) -> bool:
+    """Run every step, calling ``on_step(step)`` before and ``report(step, problems)`` after each;
+    True when all are clean.
 
     A step that raises counts as failed (its error is the problem reported).
     """
@@ -113,6 +114,8 @@ def verify(report: Callable[[str, list[str]], None]) -> bool:
         return False
     ok = True
     for name, step in STEPS:
+        if on_step is not None:
+            on_step(name)
         try:
             problems = step()
         except Exception as exc:  # noqa: BLE001 - a broken step is a failed self-check, not a crash

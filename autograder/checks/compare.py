@@ -37,7 +37,7 @@ def expect_tensor(
                  hint=hint or "check which dimensions you reduce over and that batch dimensions broadcast")
     if dtype is not None and got.dtype != dtype:
         ctx.fail(f"{what} has the wrong dtype", expected=str(dtype), got=str(got.dtype),
-                 hint="keep the input's dtype: do not hard-code float32 or call .float()/.double()")
+                 hint="your result changes dtype: the contract keeps the input's dtype (no hard-coded float32 or float64)")
     if not (got.is_floating_point() or expected.is_floating_point()):
         if not torch.equal(got.to(expected.dtype), expected):
             wrong = (got.to(expected.dtype) != expected).sum().item()
@@ -87,5 +87,5 @@ def expect_scalar_tensor(ctx: Context, got: Any, *, what: str = "the result") ->
     if not isinstance(got, torch.Tensor) or got.dim() != 0:
         desc = f"shape {tuple(got.shape)}" if isinstance(got, torch.Tensor) else show(got)
         ctx.fail(f"{what} is not a scalar tensor", expected="a 0-dim tensor", got=desc,
-                 hint="reduce to a scalar (e.g. .mean()) and return a tensor, not a Python float")
+                 hint="the contract asks a 0-dim tensor here (reduced to a scalar, not a Python float)")
     return got

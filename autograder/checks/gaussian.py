@@ -16,18 +16,40 @@ from hypothesis import strategies as st
 
 import reference
 from autograder.checks import strategies as S
-from autograder.checks.compare import expect_close, expect_tensor
+from autograder.checks.compare import expect_tensor
+from autograder.checks.diagnose import Diagnosis, expect_diagnosed
 from autograder.checks.framework import Context, for_all
 from autograder.checks.registry import check
 from autograder.sandbox.runtime.wire import Leaf
 
 F64 = torch.float64
 
-SOLVE_HINT = ("solve L ε = z − μ with torch.linalg.solve_triangular(L, (z - mu).unsqueeze(-1), upper=False) "
-              "and use log det Σ = 2 Σᵢ log L_ii")
-STABLE_HINT = ("do not form Σ, Σ⁻¹ or det Σ (their rounding errors grow with cond(Σ) = cond(L)²): "
-               + SOLVE_HINT)
-KL_HINT = "KL = ½ (‖L‖²_F + ‖μ‖² − d) − Σᵢ log L_ii: tr Σ is the sum of squares of L, and log det Σ = 2 Σᵢ log L_ii"
+SOLVE_HINT = "see the contract of B4: a triangular solve with L, and log det Σ from the diagonal of L (seed 004 §2)"
+STABLE_HINT = ("your log-density drifts when L is ill-conditioned: forming Σ, its inverse or its determinant loses "
+               "digits as cond(Σ) = cond(L)² grows; " + SOLVE_HINT)
+KL_HINT = "see the contract of B5 and seed 004 §2: the closed-form KL of N(mu, L Lᵀ) from N(0, I)"
+LOG_PROB_HINT = "see the contract of B4: the log-density of N(mu, L Lᵀ) at z (seed 004 §2)"
+
+
+def _sum_log_diagonal(L: torch.Tensor) -> torch.Tensor:
+    """Σᵢ log L_ii (the contract's log det Σ is twice it)."""
+    return torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(dim=-1)
+
+
+_LOG_DET_LABEL = "your log det Σ is Σᵢ log L_ii; for Σ = L Lᵀ it is twice that"
+_LOG_PROB_MISTAKES = (
+    Diagnosis("your log-density lacks the constant −(d/2) log 2π",
+              lambda z, expected, **_: expected + z.shape[-1] / 2 * math.log(2 * math.pi)),
+    Diagnosis(_LOG_DET_LABEL, lambda L, expected, **_: expected + _sum_log_diagonal(L) / 2),
+)
+_KL_MISTAKES = (
+    Diagnosis("your KL is twice the closed form: the ½ in front is missing", lambda expected, **_: 2 * expected),
+    Diagnosis(_LOG_DET_LABEL, lambda L, expected, **_: expected + _sum_log_diagonal(L) / 2),
+    Diagnosis("your KL lacks the −d (the dimension) inside the ½ (…)",
+              lambda mu, expected, **_: expected + mu.shape[-1] / 2),
+    Diagnosis("your tr Σ counts only the diagonal of L: tr(L Lᵀ) is the sum of squares of every entry of L",
+              lambda L, expected, **_: expected - (L.tril(-1) ** 2).sum((-2, -1)) / 2),
+)
 
 
 # -- strategies ----------------------------------------------------------------
@@ -74,25 +96,47 @@ def _expect_shape_dtype(ctx: Context, got, shape: tuple[int, ...], dtype: torch.
         ctx.fail(f"{what} is not a tensor", expected=f"a tensor of shape {shape}", got=got, hint="return a torch.Tensor")
     if tuple(got.shape) != shape:
         ctx.fail(f"{what} has the wrong shape", expected=f"shape {shape}", got=f"shape {tuple(got.shape)}",
-                 hint="keep the input's shape: every leading batch dimension and the (d, d) matrix")
+                 hint="see the contract of B1: L has raw's shape, every leading batch dimension and the (d, d) matrix")
     if got.dtype != dtype:
         ctx.fail(f"{what} has the wrong dtype", expected=str(dtype), got=str(got.dtype),
-                 hint="keep the input's dtype: do not hard-code float32 or call .float()/.double()")
+                 hint="your result changes dtype: the contract keeps the input's dtype (no hard-coded float32 or "
+                      "float64)")
     return got
 
 
 def _expect_grad(ctx: Context, got, expected: torch.Tensor, what: str, hint: str) -> None:
     if got is None:
         ctx.fail(f"no gradient reaches {what}", expected=expected, got="no gradient",
-                 hint="build the result from the input tensors with torch operations (no .detach(), numpy or torch.tensor(...))")
+                 hint="your result is cut off from the inputs' graph (a detach, numpy, a new tensor or an in-place "
+                      "copy on the way): the contract asks a differentiable result")
     expect_tensor(ctx, got, expected, what=f"the gradient w.r.t. {what}", hint=hint)
 
 
 # -- B1 scale_tril_from_raw ----------------------------------------------------
 
+_TRIL_HINT = "see the contract of B1: raw's strictly lower part, zeros above the diagonal, softplus on it"
+_DIAGONAL_MISTAKES = (
+    Diagnosis("your diagonal is exp(raw_ii); the contract of B1 asks softplus(raw_ii)",
+              lambda raw: raw.diagonal(dim1=-2, dim2=-1).exp()),
+    Diagnosis("your diagonal is raw_ii unchanged; the contract of B1 passes it through softplus",
+              lambda raw: raw.diagonal(dim1=-2, dim2=-1)),
+    Diagnosis("your diagonal is |raw_ii|; the contract of B1 asks softplus(raw_ii)",
+              lambda raw: raw.diagonal(dim1=-2, dim2=-1).abs()),
+)
+_LOWER_MISTAKES = (
+    Diagnosis("your part below the diagonal went through softplus too; the contract of B1 keeps raw's values there",
+              lambda raw: torch.nn.functional.softplus(raw).tril(-1)),
+    Diagnosis("your part below the diagonal went through exp too; the contract of B1 keeps raw's values there",
+              lambda raw: raw.exp().tril(-1)),
+    Diagnosis("your L is zero below the diagonal; the contract of B1 keeps raw's values there",
+              lambda raw: torch.zeros_like(raw)),
+    Diagnosis("your part below the diagonal is raw's upper part transposed; the contract of B1 keeps raw's own "
+              "lower part", lambda raw: raw.mT.tril(-1)),
+)
+
 
 @check("B1", "L keeps raw below the diagonal, zeros above it, softplus on it", points=2, public=True, kind="property",
-       hint="L = torch.tril(raw, -1) + torch.diag_embed(F.softplus(raw.diagonal(dim1=-2, dim2=-1)))")
+       hint=_TRIL_HINT)
 @for_all(_raws(), max_examples=12)
 def _tril_values(ctx: Context, raw: torch.Tensor) -> None:
     reply = ctx.reply(raw=raw, return_args=True)
@@ -100,20 +144,22 @@ def _tril_values(ctx: Context, raw: torch.Tensor) -> None:
     got = _expect_shape_dtype(ctx, reply.value, tuple(raw.shape), raw.dtype, "L")
     upper = got.triu(1)
     if bool((upper != 0).any()):
+        kept = torch.equal(upper, raw.triu(1))
         ctx.fail("L has nonzero entries above the diagonal", expected=expected, got=got,
-                 hint="zero the strict upper triangle: torch.tril(raw, -1) keeps only the part below the diagonal")
-    expect_close(ctx, got.diagonal(dim1=-2, dim2=-1), expected.diagonal(dim1=-2, dim2=-1), what="the diagonal of L",
-                 hint="the diagonal is softplus(raw_ii) = log(1 + exp(raw_ii)): not exp(raw_ii), not raw_ii itself")
-    expect_close(ctx, got.tril(-1), expected.tril(-1), what="the part of L below the diagonal",
-                 hint="keep raw's strictly lower triangle unchanged (torch.tril(raw, -1))")
+                 hint="your L keeps raw's entries above the diagonal; the contract of B1 sets them to zero" if kept
+                 else "see the contract of B1: L is zero above the diagonal")
+    expect_diagnosed(ctx, got.diagonal(dim1=-2, dim2=-1), expected.diagonal(dim1=-2, dim2=-1), _DIAGONAL_MISTAKES,
+                     {"raw": raw}, what="the diagonal of L", hint="see the contract of B1: the diagonal of L")
+    expect_diagnosed(ctx, got.tril(-1), expected.tril(-1), _LOWER_MISTAKES, {"raw": raw},
+                     what="the part of L below the diagonal", hint="see the contract of B1: L below the diagonal")
     after = reply.args_after["kwargs"]["raw"]
     if not torch.equal(after, raw):
         ctx.fail("raw was modified in place", expected=raw, got=after,
-                 hint="build a new tensor (torch.tril, torch.diag_embed); do not write into raw")
+                 hint="your function writes into raw; the contract of B1 leaves it unchanged")
 
 
 @check("B1", "gradient w.r.t. raw: zero above, identity below, sigmoid on the diagonal", points=1, kind="gradient",
-       hint="L must be built from raw by differentiable operations: tril(raw, -1) + diag_embed(softplus(diagonal))")
+       hint="see the contract of B1: L is a differentiable function of raw")
 @for_all(_raws(F64), max_examples=8)
 def _tril_gradient(ctx: Context, raw: torch.Tensor) -> None:
     cotangent = torch.arange(1, raw.numel() + 1, dtype=F64).reshape(raw.shape)
@@ -122,13 +168,20 @@ def _tril_gradient(ctx: Context, raw: torch.Tensor) -> None:
     leaf = raw.clone().requires_grad_()
     (expected,) = torch.autograd.grad(reference.scale_tril_from_raw(leaf), leaf, cotangent)
     _expect_grad(ctx, reply.grads[0].get("raw"), expected, "raw",
-                 "dL/draw is the upstream gradient below the diagonal, zero above it, "
-                 "and sigmoid(raw_ii) times it on the diagonal (softplus' derivative)")
+                 "your dL/draw differs: below the diagonal it passes the upstream gradient, above it is zero, "
+                 "and on the diagonal it is the derivative of softplus times it")
 
 
 # -- B2 covariance_from_scale_tril ---------------------------------------------
 
-_COV_HINT = "Σ = L Lᵀ (L @ L.mT), not Lᵀ L: Cov(μ + L ε) = L Cov(ε) Lᵀ"
+_COV_HINT = "see the contract of B2 and seed 004 §2: the covariance of mu + L ε with ε ~ N(0, I)"
+_COV_MISTAKES = (
+    Diagnosis("your Σ equals Lᵀ L; the contract of B2 asks L Lᵀ (the transpose on the right factor)",
+              lambda L: L.mT @ L),
+    Diagnosis("your Σ equals L L, without a transpose; the contract of B2 asks L Lᵀ", lambda L: L @ L),
+    Diagnosis("your Σ squares L entry by entry; the contract of B2 asks the matrix product L Lᵀ", lambda L: L * L),
+    Diagnosis("your Σ equals L; the contract of B2 asks L Lᵀ", lambda L: L),
+)
 
 
 @check("B2", "Σ = L Lᵀ for a hand-checkable batch of factors", points=1, public=True, kind="value", hint=_COV_HINT)
@@ -136,20 +189,29 @@ def _cov_known(ctx: Context) -> None:
     L = torch.tensor([[[1.0, 0.0, 0.0], [2.0, 3.0, 0.0], [0.0, 0.0, 1.0]],
                       [[1.0, 0.0, 0.0], [1.5, 0.5, 0.0], [-1.0, 2.0, 0.5]]])  # L Lᵀ and Lᵀ L differ in every block
     got = ctx.call(L=L)
-    expect_tensor(ctx, got, reference.covariance_from_scale_tril(L), what="Σ", dtype=L.dtype, hint=_COV_HINT)
+    expect_diagnosed(ctx, got, reference.covariance_from_scale_tril(L), _COV_MISTAKES, {"L": L}, what="Σ",
+                     dtype=L.dtype, hint=_COV_HINT)
 
 
 @check("B2", "Σ over random batches of factors in float32 and float64", points=1, kind="property", hint=_COV_HINT)
 @for_all(_gaussians(0).map(lambda e: e[0]), max_examples=10)
 def _cov_random(ctx: Context, L: torch.Tensor) -> None:
     got = ctx.call(L=L)
-    expect_tensor(ctx, got, reference.covariance_from_scale_tril(L), what="Σ", dtype=L.dtype, hint=_COV_HINT)
+    expect_diagnosed(ctx, got, reference.covariance_from_scale_tril(L), _COV_MISTAKES, {"L": L}, what="Σ",
+                     dtype=L.dtype, hint=_COV_HINT)
 
 
 # -- B3 rsample_full_gaussian --------------------------------------------------
 
-_RSAMPLE_HINT = ("z = mu + (L @ eps.unsqueeze(-1)).squeeze(-1): row i of L times eps; "
-                 "eps @ L or L.mT would compute Lᵀ ε")
+_RSAMPLE_HINT = "see the contract of B3: mu plus L times eps, one matrix-vector product per batch element"
+_RSAMPLE_MISTAKES = (
+    Diagnosis("your z is mu + Lᵀ eps: row i of L must multiply eps, not column i",
+              lambda mu, L, eps: mu + (L.mT @ eps[..., None])[..., 0]),
+    Diagnosis("your z is L eps without mu", lambda mu, L, eps: (L @ eps[..., None])[..., 0]),
+    Diagnosis("your z scales eps by the diagonal of L only; the contract of B3 multiplies by the whole L",
+              lambda mu, L, eps: mu + L.diagonal(dim1=-2, dim2=-1) * eps),
+    Diagnosis("your z is mu + L L eps", lambda mu, L, eps: mu + (L @ L @ eps[..., None])[..., 0]),
+)
 
 
 @check("B3", "z = μ + L ε, same batch shape, float32 and float64", points=1, public=True, kind="property",
@@ -158,11 +220,12 @@ _RSAMPLE_HINT = ("z = mu + (L @ eps.unsqueeze(-1)).squeeze(-1): row i of L times
 def _rsample_values(ctx: Context, example) -> None:
     L, (mu, eps) = example
     got = ctx.call(mu=mu, L=L, eps=eps)
-    expect_tensor(ctx, got, reference.rsample_full_gaussian(mu, L, eps), what="z", dtype=mu.dtype, hint=_RSAMPLE_HINT)
+    expect_diagnosed(ctx, got, reference.rsample_full_gaussian(mu, L, eps), _RSAMPLE_MISTAKES,
+                     {"mu": mu, "L": L, "eps": eps}, what="z", dtype=mu.dtype, hint=_RSAMPLE_HINT)
 
 
 @check("B3", "batch dims of mu, L and eps broadcast against each other", points=1, kind="property",
-       hint="use a batched product that broadcasts: L @ eps.unsqueeze(-1), or torch.einsum('...ij,...j->...i', L, eps)")
+       hint="see the contract of B3: the leading dimensions of mu, L and eps broadcast against each other")
 @for_all(_broadcasting(2), max_examples=10)
 def _rsample_broadcast(ctx: Context, example) -> None:
     L, (eps, mu) = example
@@ -171,7 +234,7 @@ def _rsample_broadcast(ctx: Context, example) -> None:
 
 
 @check("B3", "reparameterised: gradients w.r.t. mu and the lower triangle of L", points=1, kind="gradient",
-       hint="z must stay a differentiable function of mu and L: no .detach(), torch.no_grad() or sample()")
+       hint="see the contract of B3: z is a differentiable function of mu and L")
 @for_all(_gaussians(2, F64), max_examples=8)
 def _rsample_gradient(ctx: Context, example) -> None:
     L, (mu, eps) = example
@@ -181,11 +244,11 @@ def _rsample_gradient(ctx: Context, example) -> None:
     leaves = mu.clone().requires_grad_(), L.clone().requires_grad_()
     g_mu, g_L = torch.autograd.grad(reference.rsample_full_gaussian(leaves[0], leaves[1], eps), leaves, cotangent)
     grads = reply.grads[0]
-    _expect_grad(ctx, grads.get("mu"), g_mu, "mu", "dz/dmu is the identity")
+    _expect_grad(ctx, grads.get("mu"), g_mu, "mu", "your dz/dmu is not the identity")
     got_L = grads.get("L")
     # Only the lower triangle is compared: a solution that applies tril(L) first is correct too.
     _expect_grad(ctx, None if got_L is None else got_L.tril(), g_L.tril(), "L (lower triangle)",
-                 "dz_i/dL_ij = eps_j: the gradient w.r.t. L is the outer product of the upstream gradient and eps")
+                 "your gradient w.r.t. L differs: dz_i/dL_ij is eps_j (seed 004 §2)")
 
 
 # -- B4 full_gaussian_log_prob -------------------------------------------------
@@ -196,16 +259,18 @@ def _log_prob64(z: torch.Tensor, mu: torch.Tensor, L: torch.Tensor) -> torch.Ten
 
 
 @check("B4", "log N(z; μ, L Lᵀ) values, float32 and float64", points=1, public=True, kind="property",
-       hint="log N = −½ ‖ε‖² − Σᵢ log L_ii − (d/2) log 2π with ε = L⁻¹(z − μ); " + SOLVE_HINT)
+       hint=LOG_PROB_HINT)
 @for_all(_gaussians(2), max_examples=12)
 def _log_prob_values(ctx: Context, example) -> None:
     L, (z, mu) = example
     got = ctx.call(z=z, mu=mu, L=L)
-    expect_tensor(ctx, got, _log_prob64(z, mu, L), what="the log-density", dtype=z.dtype)
+    expected = _log_prob64(z, mu, L)
+    expect_diagnosed(ctx, got, expected, _LOG_PROB_MISTAKES, {"z": z, "L": L.to(F64), "expected": expected},
+                     what="the log-density", dtype=z.dtype, hint=LOG_PROB_HINT)
 
 
 @check("B4", "batch dims of z, mu and L broadcast in the log-density", points=1, kind="property",
-       hint="torch.linalg.solve_triangular broadcasts batch dims: solve with L against (z - mu).unsqueeze(-1)")
+       hint="see the contract of B4: the leading dimensions of z, mu and L broadcast against each other")
 @for_all(_broadcasting(2), max_examples=10)
 def _log_prob_broadcast(ctx: Context, example) -> None:
     L, (z, mu) = example
@@ -261,7 +326,9 @@ def _kl_known(ctx: Context) -> None:
                       [[0.5, 0.0], [-1.5, 2.0]],  # ½ (6.5 + 1.25 − 2) − log 1
                       [[0.5, 0.0], [0.0, 0.5]]])  # ½ (0.5 − 2) + 2 log 2
     got = ctx.call(mu=mu, L=L)
-    expect_tensor(ctx, got, _kl64(mu, L), what="the KL", dtype=mu.dtype, hint=KL_HINT)
+    expected = _kl64(mu, L)
+    expect_diagnosed(ctx, got, expected, _KL_MISTAKES, {"mu": mu, "L": L.to(F64), "expected": expected},
+                     what="the KL", dtype=mu.dtype, hint=KL_HINT)
 
 
 @check("B5", "KL closed form on random batches, float32 and float64", points=1, kind="property", hint=KL_HINT)
@@ -273,7 +340,7 @@ def _kl_random(ctx: Context, example) -> None:
 
 
 @check("B5", "batch dims of mu and L broadcast in the KL", points=1, kind="property",
-       hint="reduce over the last dim of mu and the last two of L, then let the batch dims broadcast")
+       hint="see the contract of B5: the leading dimensions of mu and L broadcast against each other")
 @for_all(_broadcasting(1), max_examples=10)
 def _kl_broadcast(ctx: Context, example) -> None:
     L, (mu,) = example

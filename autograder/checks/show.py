@@ -1,4 +1,9 @@
-"""Safe, compact text for values in feedback: tensors, calls, callables."""
+"""Safe, compact text for values in feedback: tensors, calls, callables.
+
+Bounded whatever the value: at most ``MAX_ELEMENTS`` items of a container,
+``MAX_NESTING`` levels of containers, ``MAX_TEXT`` characters of a string,
+and integers of any size shown by their size.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,16 @@ import torch
 from autograder.sandbox.runtime.wire import Fn, Leaf, Opaque, SympyTree
 
 MAX_ELEMENTS = 12
+MAX_NESTING = 4
+MAX_TEXT = 80
+_BIG = 10**18
 
 
 def _number(x: float) -> str:
     if isinstance(x, bool):
         return str(x)
     if isinstance(x, int):
-        return str(x)
+        return str(x) if -_BIG < x < _BIG else f"<an integer of {x.bit_length()} bits>"
     if math.isnan(x) or math.isinf(x):
         return str(x)
     if x == int(x) and abs(x) < 1e6:
@@ -24,24 +32,32 @@ def _number(x: float) -> str:
     return f"{x:.6g}"
 
 
-def show(value: Any, limit: int = MAX_ELEMENTS) -> str:
+def _items(parts: list[str], total: int, limit: int) -> str:
+    return ", ".join(parts) + (", …" if total > limit else "")
+
+
+def show(value: Any, limit: int = MAX_ELEMENTS, _depth: int = 0) -> str:
     """A short, printable description of ``value`` (never calls student code)."""
     if isinstance(value, torch.Tensor):
         return _tensor(value, limit)
     if isinstance(value, Leaf):
         return _tensor(value.tensor, limit)
-    if isinstance(value, float):
-        return _number(value)
-    if isinstance(value, (bool, int, str)) or value is None:
-        return repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, (bool, float, int)) or value is None:
+        return _number(value) if value is not None else "None"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= MAX_TEXT else f"{value[:MAX_TEXT]!r}… ({len(value)} characters)"
+    if isinstance(value, (tuple, list, dict)) and _depth >= MAX_NESTING:
+        return "[…]" if isinstance(value, list) else "(…)" if isinstance(value, tuple) else "{…}"
     if isinstance(value, tuple):
-        return "(" + ", ".join(show(v, limit) for v in value) + ("," if len(value) == 1 else "") + ")"
+        parts = [show(v, limit, _depth + 1) for v in value[:limit]]
+        return "(" + _items(parts, len(value), limit) + ("," if len(value) == 1 else "") + ")"
     if isinstance(value, list):
-        return "[" + ", ".join(show(v, limit) for v in value[:limit]) + (", …" if len(value) > limit else "") + "]"
+        return "[" + _items([show(v, limit, _depth + 1) for v in value[:limit]], len(value), limit) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {show(v, limit)}" for k, v in list(value.items())[:limit]) + "}"
+        parts = [f"{show(k)}: {show(v, limit, _depth + 1)}" for k, v in list(value.items())[:limit]]
+        return "{" + _items(parts, len(value), limit) + "}"
     if isinstance(value, Fn):
-        inner = ", ".join(f"{k}={show(v, 4)}" for k, v in value.params.items())
+        inner = ", ".join(f"{k}={show(v, 4, _depth + 1)}" for k, v in list(value.params.items())[:limit])
         return f"<{value.kind}({inner})>"
     if isinstance(value, Opaque):
         return f"<an object of type {value.type_name}>"

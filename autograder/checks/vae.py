@@ -34,6 +34,7 @@ from torch import distributions as D
 import reference
 from autograder.checks import strategies as S
 from autograder.checks.compare import expect_close, expect_scalar_tensor, expect_tensor, tolerance
+from autograder.checks.diagnose import Diagnosis, diagnose, expect_diagnosed
 from autograder.checks.framework import Context, for_all
 from autograder.checks.registry import check
 from autograder.sandbox.runtime import builders
@@ -61,10 +62,10 @@ def _expect_shaped(ctx: Context, got, shape: tuple[int, ...], dtype: torch.dtype
         ctx.fail(f"{what} is not a tensor", expected=f"a tensor of shape {shape}", got=got, hint="return a torch.Tensor")
     if tuple(got.shape) != shape:
         ctx.fail(f"{what} has the wrong shape", expected=f"shape {shape}", got=f"shape {tuple(got.shape)}",
-                 hint="reduce over the samples only, keep one value per example")
+                 hint="see the contract: one value per example (the reduction runs over the samples only)")
     if got.dtype != dtype:
         ctx.fail(f"{what} has the wrong dtype", expected=str(dtype), got=str(got.dtype),
-                 hint="keep the input's dtype: draw the noise with the input's dtype, do not hard-code float32")
+                 hint="your result changes dtype: the contract keeps the input's dtype, the noise's included")
     return got.detach().to(torch.float64)
 
 
@@ -141,13 +142,13 @@ def _images(ctx: Context, got, n: int, h: int, w: int, k: int) -> torch.Tensor:
         ctx.fail("sample_images must return a tensor", expected=f"a long tensor of shape {(n, h, w)}", got=got)
     if tuple(got.shape) != (n, h, w):
         ctx.fail("the images have the wrong shape", expected=f"shape {(n, h, w)}", got=f"shape {tuple(got.shape)}",
-                 hint="logits are (n, k, H, W): sample over the class dim 1 and return (n_images, H, W)")
+                 hint="see the contract of E1: the decoder's logits are (n, k, H, W), the images (n_images, H, W)")
     if got.dtype != torch.long:
         ctx.fail("the images are not a long tensor", expected="torch.int64", got=str(got.dtype),
-                 hint="pixel values are class indices: return the categorical samples (long), not probabilities")
+                 hint="see the contract of E1: pixels are level indices, a long tensor (not probabilities)")
     if bool(((got < 0) | (got >= k)).any()):
         ctx.fail(f"pixel values outside [0, {k})", expected=f"integers in [0, {k})", got=got,
-                 hint="sample class indices over the k intensity levels (dim 1 of the logits)")
+                 hint="see the contract of E1: each pixel is one of the k levels, the class dimension 1 of the logits")
     return got
 
 
@@ -164,7 +165,7 @@ def _layout_decoders(draw):
 
 
 @check("E1", "long (n_images, H, W) in [0, k); pixel (h, w) drawn from logits[:, :, h, w]", points=1, public=True,
-       kind="property", hint="logits are (n, k, H, W): the classes are dim 1; sample pixel (h, w) from logits[:, :, h, w]")
+       kind="property", hint="see the contract of E1: pixel (h, w) is drawn from the levels at (h, w), class dimension 1")
 @for_all(_layout_decoders(), max_examples=10)
 def _sample_layout(ctx: Context, example) -> None:
     # A class other than the target has probability ≤ exp(−40 + 2 Σ_j |z_j|) (|W| ≤ 1): < 4e-14 per pixel
@@ -172,14 +173,19 @@ def _sample_layout(ctx: Context, example) -> None:
     weight, bias, k, h, w, j, n, sign, target = example
     got = _images(ctx, ctx.call(decoder=_decoder(weight, bias, k, h, w, sign), n_images=n, z_dim=j), n, h, w, k)
     expect_tensor(ctx, got, target.expand(n, h, w), what="the images",
-                  hint="each pixel's logits put all the mass (margin 40) on one class; sample over dim 1 of (n, k, H, W)")
+                  hint="your pixels are not drawn from their own logits: here each pixel's logits put all the mass "
+                       "(margin 40) on one level, class dimension 1 of (n, k, H, W)")
 
 
 SAMPLED_PROBS = (0.5, 0.3, 0.2)
+_SAMPLER_MISTAKES = (
+    Diagnosis("every pixel is its most likely level: an argmax gives the mode, not a sample; the contract of E1 "
+              "draws every pixel from its categorical (the trap of seed 000 Q1.1)", lambda logits: logits.argmax(1)),
+)
 
 
 @check("E1", "pixels are sampled from their categorical, not argmax-ed", points=2, public=True, kind="statistical test",
-       hint="sample every pixel: Categorical(logits=logits.movedim(1, -1)).sample(); argmax gives the mode, not a sample")
+       hint="see the contract of E1 and seed 000 Q1.1: every pixel is drawn from its categorical")
 def _sample_frequencies(ctx: Context) -> None:
     # Constant probabilities (0.5, 0.3, 0.2) at every pixel (W = 0): the counts of classes 1 and 2 over
     # n = 100 images × 6 pixels are Bin(600, 0.3) and Bin(600, 0.2); exact binomial regions at α/2 each.
@@ -188,14 +194,16 @@ def _sample_frequencies(ctx: Context) -> None:
     bias = torch.tensor(SAMPLED_PROBS).log().repeat_interleave(h * w)
     decoder = _decoder(torch.zeros(k * h * w, 2), bias, k, h, w)
     got = _images(ctx, ctx.call(decoder=decoder, n_images=n, z_dim=2), n, h, w, k)
+    hint = diagnose(got, _SAMPLER_MISTAKES, {"logits": bias.reshape(1, k, h, w).expand(n, k, h, w)},
+                    "your level frequencies are not the categorical's: see the contract of E1, every pixel is drawn "
+                    "from its categorical")
     for c in (1, 2):
         _expect_count(ctx, int((got == c).sum()), n * h * w, SAMPLED_PROBS[c], FALSE_FAIL / 2, f"count of class {c}",
-                      "draw each pixel from its categorical (e.g. torch.multinomial or Categorical.sample); "
-                      "argmax always returns the most likely class")
+                      hint)
 
 
 @check("E1", "one z per image: its pixels share it, images are independent", points=1, kind="statistical test",
-       hint="draw z = torch.randn(n_images, z_dim) once, decode it, then sample every pixel of image i from decoder(z)[i]")
+       hint="see the contract of E1 and seed 000 Q1.1: one z per image, shared by all its pixels, fresh for every image")
 def _sample_one_z_per_image(ctx: Context) -> None:
     # Logit of class 1 = 16·sign(z_0) at all 15 pixels: given its z, a pixel differs from the image's
     # class w.p. sigmoid(-16) ≈ 1e-7. Statistic 1: the fraction of pixels outside their image's majority
@@ -210,12 +218,14 @@ def _sample_one_z_per_image(ctx: Context) -> None:
     minority = torch.minimum(ones, h * w - ones).sum().item() / (n * h * w)
     if minority > 0.05:
         ctx.fail("pixels of one image do not share a z", expected="≤ 5% of pixels outside their image's majority",
+                 hint="your pixels of one image disagree as if each had its own z: the contract of E1 draws one z per "
+                      "image (the trap of seed 000 Q1.1)",
                  got=f"{100 * minority:.1f}%",
                  detail=STAT_DETAIL.format(seed=ctx.seed, n=n * h * w, statistic=f"{100 * minority:.1f}% minority pixels "
                                            "(a pixel leaves its image's class w.p. 1e-7 if z is shared)",
                                            region="≤ 5%", p=1e-100))
     _expect_count(ctx, int((ones > h * w // 2).sum()), n, 0.5, FALSE_FAIL, "images whose pixels are mostly 1",
-                  "draw a fresh z for every image (torch.randn(n_images, z_dim)), not one z for all of them")
+                  "your images look alike as if they shared one z: the contract of E1 draws a fresh z for every image")
 
 
 def _prior_probability() -> float:
@@ -225,7 +235,7 @@ def _prior_probability() -> float:
 
 
 @check("E1", "z ~ N(0, I): pixel frequencies match the prior", points=1, kind="statistical test",
-       hint="z comes from the prior N(0, I) in z_dim dimensions: torch.randn(n_images, z_dim)")
+       hint="see the contract of E1: z comes from the prior N(0, I) in z_dim dimensions")
 def _sample_prior(ctx: Context) -> None:
     # Pixel 0 has logit 3 z_0 − 3, pixel 1 has logit −3 z_1 − 3 (class 0: logit 0). With z ~ N(0, I),
     # either count over 1000 images is Bin(1000, p), p = E[sigmoid(3z − 3)] by quadrature; exact regions at α/2.
@@ -237,7 +247,7 @@ def _sample_prior(ctx: Context) -> None:
     p = _prior_probability()
     for pixel in (0, 1):
         _expect_count(ctx, int((got[:, 0, pixel] == 1).sum()), n, p, FALSE_FAIL / 2, f"count of 1s at pixel (0, {pixel})",
-                      "z must be N(0, I) in every dimension: torch.randn, not torch.rand, and no scaling")
+                      "your z is not N(0, I) in every dimension (a uniform draw or a scaling?): see the contract of E1")
 
 
 # -- the linear-Gaussian model (E2, E3, E4) --------------------------------------
@@ -318,7 +328,7 @@ def _expect_log_px(ctx: Context, got: torch.Tensor, lp: torch.Tensor, u: torch.T
 
 @check("E2", "(B,) estimate within Monte-Carlo error of the closed-form log p(x)", points=2, public=True,
        kind="statistical test",
-       hint="z ~ N(0, I) of shape (S, B, z_dim); return logsumexp over the samples of log p(x|z) minus log S")
+       hint="see the contract of E2: z from the prior, the log of the mean likelihood over the S samples")
 @for_all(_models().filter(lambda e: bool((_mc_halfwidth(e, MC_DELTA) <= 0.3).all())), max_examples=MC_EXAMPLES)
 def _mc_value(ctx: Context, example) -> None:
     # log p̂ = log p(x) + log(mean_S w) with w = p(x|z)/p(x) ∈ [0, sup w], E w = 1: Bernstein gives
@@ -327,7 +337,8 @@ def _mc_value(ctx: Context, example) -> None:
     got = ctx.call(x=x, log_px_given_z=_likelihood(W, b, log_scale, x.dtype), z_dim=W.shape[1], n_samples=MC_SAMPLES)
     got = _expect_shaped(ctx, got, (x.shape[0],), x.dtype)
     _expect_log_px(ctx, got, _log_px(*example), _mc_halfwidth(example, MC_DELTA), MC_SAMPLES,
-                   "average the likelihoods, not the log-likelihoods: logsumexp_s log p(x|z_s) − log S, z_s ~ N(0, I)",
+                   "your estimate is off: the contract of E2 takes the log of the mean likelihood (not the mean of "
+                   "the log-likelihoods), z from the prior",
                    x.dtype)
 
 
@@ -342,7 +353,16 @@ def _tiny_likelihoods(draw):
     return (b + diff).to(dtype), torch.zeros(d, j, dtype=torch.float64), b, -6.0, draw(st.sampled_from([4, 100]))
 
 
-LOGSUMEXP_HINT = "use torch.logsumexp(log_p, 0) - math.log(S): exp(−10⁴) underflows to 0 in log(mean(exp(·)))"
+LOGSUMEXP_HINT = ("your estimate is not finite when every log-likelihood is below −10⁴: exp of such values underflows "
+                  "to 0 before the log; the contract asks an estimate that stays finite (log-sum-exp)")
+_UNDERFLOW_MISTAKES = (
+    Diagnosis("your estimate is −∞ when every log-likelihood is below −10⁴: exp of such values underflows to 0 "
+              "before the log (a naive log of a mean of exp); the contract asks an estimate that stays finite",
+              lambda expected: torch.full_like(expected, -math.inf)),
+    Diagnosis("your estimate is NaN when every log-likelihood is below −10⁴: exp of such values underflows to 0 "
+              "before a log or a division; the contract asks an estimate that stays finite",
+              lambda expected: torch.full_like(expected, math.nan)),
+)
 
 
 @check("E2", "finite when every log p(x|z) is below −10⁴", points=1, public=True, kind="value", hint=LOGSUMEXP_HINT)
@@ -351,12 +371,13 @@ def _mc_stable(ctx: Context, example) -> None:
     x, W, b, log_scale, n = example  # W = 0: log p(x|z) does not depend on z, so the estimate is exact
     got = ctx.call(x=x, log_px_given_z=_likelihood(W, b, log_scale, x.dtype), z_dim=W.shape[1], n_samples=n)
     _expect_shaped(ctx, got, (x.shape[0],), x.dtype)
-    expect_tensor(ctx, got, _log_px(x, W, b, log_scale).to(x.dtype), what="the estimate of log p(x)", dtype=x.dtype,
-                  hint=LOGSUMEXP_HINT)
+    expected = _log_px(x, W, b, log_scale).to(x.dtype)
+    expect_diagnosed(ctx, got, expected, _UNDERFLOW_MISTAKES, {"expected": expected}, what="the estimate of log p(x)",
+                     dtype=x.dtype, hint=LOGSUMEXP_HINT)
 
 
 @check("E2", "a likelihood much narrower than the prior", points=1, kind="statistical test",
-       hint="estimate log of the MEAN likelihood (logsumexp − log S), with z from the prior N(0, I)")
+       hint="see the contract of E2: the log of the mean likelihood, z from the prior N(0, I)")
 def _mc_narrow(ctx: Context) -> None:
     # W = 2I, s = 1, four rows of x: log p(x) − E_prior log p(x|z) ≥ 2.5 nats, while Bernstein
     # (Var w ≤ 4.7, sup w ≤ 11.2) bounds the error by ≤ 0.14 with probability 1 − 1e-7 (union over 4 rows).
@@ -366,8 +387,8 @@ def _mc_narrow(ctx: Context) -> None:
     got = ctx.call(x=x, log_px_given_z=_likelihood(W, b, 0.0, x.dtype), z_dim=2, n_samples=MC_SAMPLES)
     got = _expect_shaped(ctx, got, (4,), x.dtype)
     _expect_log_px(ctx, got, _log_px(*example), _mc_halfwidth(example, FALSE_FAIL / 4), MC_SAMPLES,
-                   "log p(x) = log E_z p(x|z): logsumexp_s log p(x|z_s) − log S "
-                   "(mean_s log p(x|z_s) is only a lower bound)",
+                   "your estimate is below log p(x) by more than Monte-Carlo error: a mean of log-likelihoods is only "
+                   "a lower bound; the contract of E2 takes the log of the mean likelihood",
                    x.dtype)
 
 
@@ -386,8 +407,8 @@ def _encoder(x, W, b, log_scale, shift: torch.Tensor | None = None, inflate: flo
     return Fn("gaussian_encoder", {k: v.to(dtype) for k, v in params.items()})
 
 
-IS_EXACT_HINT = ("log w = log p(x|z) + log N(z; 0, I) − log N(z; mu, exp(logvar)), z = mu + exp(logvar/2)·eps; "
-                 "then logsumexp over the samples − log S")
+IS_EXACT_HINT = ("your estimate is not log p(x) although q is the exact posterior (so every weight equals p(x)): "
+                 "see the contract of E3, the log weights and their log-mean-exp over the samples")
 
 
 @check("E3", "q = the exact posterior: every weight is p(x), the estimate is log p(x) exactly", points=2, public=True,
@@ -436,7 +457,8 @@ def _is_halfwidth(example, delta):
 
 @check("E3", "a proposal wider than the posterior: estimate within Monte-Carlo error of log p(x)", points=2,
        kind="statistical test",
-       hint="sample z from q(z|x) (std exp(logvar / 2)) and weight by p(x|z) p(z) / q(z|x), all in log space")
+       hint="see the contract of E3: z from q(z|x), whose standard deviation is exp(logvar / 2), weighted by "
+            "p(x|z) p(z) / q(z|x) in log space")
 @for_all(_wide_proposals().filter(lambda e: bool((_is_halfwidth(e, _IS_DELTA) <= 0.3).all())), max_examples=_IS_EXAMPLES)
 def _is_statistical(ctx: Context, example) -> None:
     # w = p(z|x)/q(z) ∈ [0, sup w] with E_q w = 1 (q wider than the posterior in every dimension):
@@ -447,7 +469,8 @@ def _is_statistical(ctx: Context, example) -> None:
     got = ctx.call(x=x, encoder=encoder, log_px_given_z=_likelihood(W, b, log_scale, x.dtype), n_samples=_IS_SAMPLES)
     got = _expect_shaped(ctx, got, (x.shape[0],), x.dtype)
     _expect_log_px(ctx, got, _log_px(x, W, b, log_scale), _is_halfwidth(example, _IS_DELTA), _IS_SAMPLES,
-                   "z_s = mu + exp(logvar / 2)·eps_s; log w_s = log p(x|z_s) + log N(z_s; 0, I) − log q(z_s|x)",
+                   "your estimate is off by more than Monte-Carlo error: see the contract of E3 (the samples come "
+                   "from q(z|x), the weights are p(x|z) p(z) / q(z|x))",
                    x.dtype)
 
 
@@ -466,15 +489,16 @@ def _tiny_posteriors(draw):
 
 
 @check("E3", "finite when every log weight is below −10⁴", points=1, kind="value",
-       hint=LOGSUMEXP_HINT.replace("log_p", "log_w"))
+       hint=LOGSUMEXP_HINT)
 @for_all(_tiny_posteriors(), max_examples=10)
 def _is_stable(ctx: Context, example) -> None:
     x, W, b, log_scale, n = example
     encoder = _encoder(x, W, b, log_scale)
     got = ctx.call(x=x, encoder=encoder, log_px_given_z=_likelihood(W, b, log_scale, x.dtype), n_samples=n)
     _expect_shaped(ctx, got, (x.shape[0],), x.dtype)
-    expect_tensor(ctx, got, _log_px(x, W, b, log_scale).to(x.dtype), what="the estimate of log p(x)", dtype=x.dtype,
-                  hint=LOGSUMEXP_HINT.replace("log_p", "log_w"))
+    expected = _log_px(x, W, b, log_scale).to(x.dtype)
+    expect_diagnosed(ctx, got, expected, _UNDERFLOW_MISTAKES, {"expected": expected}, what="the estimate of log p(x)",
+                     dtype=x.dtype, hint=LOGSUMEXP_HINT)
 
 
 # -- E4 elbo ----------------------------------------------------------------------
@@ -497,8 +521,7 @@ def _elbo_inputs(draw, zero_weight=False, dtype=None, batch=None):
     return x, W, b, log_scale, draw(_encoders(x, W.shape[1])), draw(st.sampled_from([1, 3, 8]))
 
 
-ELBO_KL_HINT = ("KL(N(mu, diag exp(logvar)) ‖ N(0, I)) = ½ Σ_j (exp(logvar) + mu² − 1 − logvar); "
-                "average log p(x|z_s) over the samples")
+ELBO_KL_HINT = "see the contract of E4: the mean of log p(x|z_s) over the samples minus the closed-form KL"
 
 
 @check("E4", "W = 0: ELBO = log N(x; b, s²I) − KL(q ‖ N(0, I)) exactly", points=2, public=True, kind="value",
@@ -540,7 +563,7 @@ _ELBO_SAMPLES, _ELBO_EXAMPLES = 4000, 8
 
 
 @check("E4", "reconstruction term within Monte-Carlo error of E_q log p(x|z)", points=1, kind="statistical test",
-       hint="z_s = mu + exp(logvar / 2)·eps_s with eps of shape (S, B, z_dim); ELBO = mean_s log p(x|z_s) − KL")
+       hint="see the contract of E4: reparameterised samples of q(z|x), one batch of S per example")
 @for_all(_elbo_inputs(), max_examples=_ELBO_EXAMPLES)
 def _elbo_statistical(ctx: Context, example) -> None:
     # log p(x|z) is quadratic in ε: sub-gamma bound with S = 4000 and δ = 1e-7 / (8 examples × 3 rows).
@@ -552,11 +575,12 @@ def _elbo_statistical(ctx: Context, example) -> None:
     half = _quadratic_halfwidth(P, g, _ELBO_SAMPLES, FALSE_FAIL / (_ELBO_EXAMPLES * 3))
     _expect_within(ctx, got, mean - _kl_std_normal(mu, logvar), half, _ELBO_SAMPLES, "the ELBO",
                    "sub-gamma bound on a mean of quadratic forms of ε, union over the check's comparisons",
-                   "reparameterise z_s = mu + exp(logvar / 2)·eps_s and average log p(x|z_s) over the S samples", x.dtype)
+                   "your reconstruction term is off by more than Monte-Carlo error: see the contract of E4 (the "
+                   "standard deviation of q is exp(logvar / 2); average over the S samples)", x.dtype)
 
 
 @check("E4", "gradient w.r.t. the encoder's mu and logvar is the reparameterised one", points=1, kind="gradient",
-       hint="z = mu + exp(logvar / 2) * torch.randn_like(...) keeps z differentiable; .sample() cuts the gradient")
+       hint="see the contract of E4: z is reparameterised, a differentiable function of mu and logvar")
 @for_all(_elbo_inputs(dtype=torch.float64, batch=1), max_examples=_ELBO_EXAMPLES)
 def _elbo_gradient(ctx: Context, example) -> None:
     # B = 1. d/dmu_j of mean_s log p(x|z_s) is linear in ε and d/dlogvar_j quadratic: sub-gamma bound per
@@ -590,7 +614,8 @@ def _elbo_gradient(ctx: Context, example) -> None:
         got = _expect_shaped(ctx, got, (j,), x.dtype, what=f"d ELBO / d {name}")
         _expect_within(ctx, got, e, _quadratic_halfwidth(P, g, _ELBO_SAMPLES, delta), _ELBO_SAMPLES, f"d ELBO / d {name}",
                        "sub-gamma bound on a mean of quadratic forms of ε, union over components",
-                       "reparameterise: z = mu + exp(logvar / 2)·eps so the reconstruction term depends on mu and logvar")
+                       "your gradient is not the reparameterised one: samples drawn with sample() carry no gradient; "
+                       "the contract of E4 reparameterises z")
 
 
 # -- E5 vae_losses ----------------------------------------------------------------
@@ -615,22 +640,41 @@ def _losses(ctx: Context, example) -> tuple[tuple[torch.Tensor, torch.Tensor], t
         expect_scalar_tensor(ctx, value, what=name)
         if value.dtype != logits.dtype:
             ctx.fail(f"{name} has the wrong dtype", expected=str(logits.dtype), got=str(value.dtype),
-                     hint="keep the input's dtype: do not hard-code float32 or call .float()/.double()")
+                     hint="your loss changes dtype: the contract of E5 keeps the logits' dtype")
     return got, reference.vae_losses(x, logits, mu, logvar)
 
 
 @check("E5", "reconstruction: per-image sum of the categorical NLL, batch mean", points=1, public=True, kind="property",
-       hint="F.cross_entropy(x_logits, x, reduction='none') is (B, H, W): sum over the pixels, then mean over the batch")
+       hint="see the contract of E5: the categorical NLL summed over each image's pixels, averaged over the batch")
 @for_all(_loss_inputs(), max_examples=12)
 def _losses_reconstruction(ctx: Context, example) -> None:
     got, expected = _losses(ctx, example)
-    expect_close(ctx, got[0], expected[0], what="reconstruction",
-                 hint="sum the NLL over the pixels of an image (not their mean), then average over the batch; "
-                      "the classes are dim 1 of x_logits")
+    x = example[0]
+    expect_diagnosed(ctx, got[0], expected[0], _RECONSTRUCTION_MISTAKES,
+                     {"expected": expected[0], "batch": x.shape[0], "pixels": x[0].numel()}, what="reconstruction",
+                     hint="see the contract of E5: the NLL summed over each image's pixels, the levels are dimension 1 "
+                          "of x_logits")
 
 
-REG_HINT = ("½ Σ_j (exp(logvar) + mu² − 1 − logvar): logvar is a log-variance, keep the ½, sum over z, "
-            "mean over the batch")
+REG_HINT = "see the contract of E5: the closed-form KL, summed over z, averaged over the batch; logvar is a log-variance"
+_RECONSTRUCTION_MISTAKES = (
+    Diagnosis("your reconstruction averages over the pixels; the contract of E5 sums over each image's pixels",
+              lambda expected, batch, pixels: expected / pixels),
+    Diagnosis("your reconstruction sums over the batch; the contract of E5 averages over it",
+              lambda expected, batch, pixels: expected * batch),
+    Diagnosis("your reconstruction has the wrong sign: it is a negative log-likelihood", lambda expected, **_: -expected),
+)
+_REGULARIZATION_MISTAKES = (
+    Diagnosis("your KL treats logvar as a variance; it is a log-variance", lambda mu, logvar, **_: (
+        0.5 * (logvar + mu**2 - 1 - logvar.log()).sum(-1)).mean()),
+    Diagnosis("your KL treats logvar as a standard deviation; it is a log-variance", lambda mu, logvar, **_: (
+        0.5 * (logvar**2 + mu**2 - 1 - (logvar**2).log()).sum(-1)).mean()),
+    Diagnosis("your KL is twice the closed form: the ½ is missing", lambda expected, **_: 2 * expected),
+    Diagnosis("your KL sums over the batch; the contract of E5 averages over it",
+              lambda mu, expected, **_: mu.shape[0] * expected),
+    Diagnosis("your KL averages over the latent dimensions; the contract of E5 sums over them",
+              lambda mu, expected, **_: expected / mu.shape[-1]),
+)
 
 
 @check("E5", "regularization: closed-form KL(N(mu, diag exp logvar) ‖ N(0, I)), batch mean", points=2, public=True,
@@ -638,10 +682,14 @@ REG_HINT = ("½ Σ_j (exp(logvar) + mu² − 1 − logvar): logvar is a log-vari
 @for_all(_loss_inputs(), max_examples=12)
 def _losses_regularization(ctx: Context, example) -> None:
     got, expected = _losses(ctx, example)
-    expect_close(ctx, got[1], expected[1], what="regularization", hint=REG_HINT)
+    _, _, mu, logvar = example
+    expect_diagnosed(ctx, got[1], expected[1], _REGULARIZATION_MISTAKES,
+                     {"mu": mu.double(), "logvar": logvar.double(), "expected": expected[1]}, what="regularization",
+                     hint=REG_HINT)
 
 
-_STABLE_HINT = "use log_softmax / F.cross_entropy, not log(softmax(·)): softmax underflows to 0 for large logits"
+_STABLE_HINT = ("your reconstruction goes wrong for logits of ±1000: softmax underflows to 0 there and its log is "
+                "−∞; the contract of E5 computes the NLL from the logits stably")
 
 
 @check("E5", "reconstruction finite for logits of ±1000", points=1, kind="value", hint=_STABLE_HINT)
@@ -680,7 +728,7 @@ def _gaussian_kl_terms(mu, logvar, m, lv):
 
 @check("E6", "Gaussian prior: estimate within Monte-Carlo error of the closed-form KL", points=1, public=True,
        kind="statistical test",
-       hint="z_s = mu + exp(logvar / 2)·eps_s (S, B, J); return mean_s [log N(z_s; mu, exp(logvar)) − log_prior(z_s)]")
+       hint="see the contract of E6: reparameterised samples of q(z|x), the mean of log q − log_prior over them")
 @for_all(_kl_inputs(), max_examples=KL_EXAMPLES)
 def _kl_gaussian(ctx: Context, example) -> None:
     # log q − log p is quadratic in ε: sub-gamma bound, S = 10000, δ = 1e-7 / (8 examples × 3 rows).
@@ -695,12 +743,13 @@ def _kl_gaussian(ctx: Context, example) -> None:
                            for shift in (0.0, 0.5)))
     _expect_within(ctx, got, kl, half, KL_SAMPLES, "the KL estimate",
                    "sub-gamma bound on a mean of quadratic forms of ε, union over the check's comparisons",
-                   "log q(z|x) is the diagonal Gaussian density with variance exp(logvar); average over the S samples",
+                   "your estimate is off by more than Monte-Carlo error: see the contract of E6 (q's variance is "
+                   "exp(logvar); average over the S samples)",
                    mu.dtype)
 
 
 @check("E6", "gradients w.r.t. mu and logvar are reparameterised", points=1, public=True, kind="gradient",
-       hint="draw z with rsample() or mu + exp(logvar / 2)·eps; sample() cuts the gradient through z")
+       hint="see the contract of E6: z is reparameterised, so the estimate is differentiable w.r.t. mu and logvar")
 @for_all(_kl_inputs(torch.float64), max_examples=KL_EXAMPLES)
 def _kl_gradient(ctx: Context, example) -> None:
     # Per sample: d/dmu_j = (z_j − m_j)/v_j (linear in ε), d/dlogvar_j = ½(σ_j² ε_j² + (mu_j − m_j)σ_j ε_j)/v_j
@@ -722,14 +771,15 @@ def _kl_gradient(ctx: Context, example) -> None:
         half = _quadratic_halfwidth(lam[..., None, None], g[..., None], KL_SAMPLES, delta)
         _expect_within(ctx, got, e, half, KL_SAMPLES, f"d KL / d {name}",
                        "sub-gamma bound per entry, union over the check's comparisons",
-                       "z must be reparameterised (rsample) so that the prior term sends gradient to mu and logvar")
+                       "your gradient is not the reparameterised one: samples drawn with sample() carry no gradient "
+                       "through the prior term; the contract of E6 reparameterises z")
 
 
 _MIXTURE_SAMPLES, _MIXTURE_REFERENCE, _MIXTURE_Z = 10_000, 40_000, 6.0
 
 
 @check("E6", "mixture prior: agrees with a large reference sample", points=1, kind="statistical test",
-       hint="pass z of shape (S, B, J) to log_prior and average log q(z_s|x) − log_prior(z_s) over the S samples")
+       hint="see the contract of E6: log_prior takes z of shape (S, B, J); the estimate averages over the S samples")
 def _kl_mixture(ctx: Context) -> None:
     # A 3-component prior, two rows. Reference: 40000 one-sample estimates per row (mean and sd). z-test of
     # the student's S = 10000 mean at |z| ≤ 6: two-sided 2e-9 per row under the normal approximation, so
@@ -749,4 +799,5 @@ def _kl_mixture(ctx: Context) -> None:
     half = _MIXTURE_Z * sd * math.sqrt(1 / _MIXTURE_SAMPLES + 1 / r)
     _expect_within(ctx, got, mean, half, _MIXTURE_SAMPLES, "the KL estimate",
                    f"z-test at |z| ≤ {_MIXTURE_Z:g} against {r} reference draws",
-                   "average log N(z_s; mu, exp(logvar)) − log_prior(z_s) over S reparameterised samples", mu.dtype)
+                   "your estimate is off by more than Monte-Carlo error for a mixture prior: see the contract of E6",
+                   mu.dtype)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import reference
 from autograder.checks import strategies as S
 from autograder.checks.compare import expect_close, expect_scalar_tensor, expect_tensor
+from autograder.checks.diagnose import Diagnosis, diagnose
 from autograder.checks.framework import Context, for_all
 from autograder.checks.registry import check
 from autograder.sandbox.runtime.wire import Leaf
@@ -31,20 +32,20 @@ def _quantize_parts(ctx: Context, got, z_e: torch.Tensor, codebook: torch.Tensor
 
 
 @check("D1", "nearest code by squared distance, z_q = codebook[indices]", points=2, public=True, kind="property",
-       hint="distances are ((z_e[..., None, :] - codebook) ** 2).sum(-1); take argmin over the codes")
+       hint="see the contract of D1: the nearest code by squared Euclidean distance, z_q its value")
 @for_all(_vq_inputs())
 def _quantize_values(ctx: Context, example) -> None:
     z_e, codebook = example
     z_q, idx = _quantize_parts(ctx, ctx.call(z_e=z_e, codebook=codebook), z_e, codebook)
     exp_q, exp_idx = reference.quantize(z_e, codebook)
     expect_tensor(ctx, idx, exp_idx, what="indices", dtype=torch.long,
-                  hint="indices must be a long tensor of shape z_e.shape[:-1] (argmin over codes)")
+                  hint="see the contract of D1: one long index per position of z_e, of the nearest code")
     expect_tensor(ctx, z_q, exp_q, what="z_q", dtype=z_e.dtype, rtol=0, atol=0,
-                  hint="z_q must equal codebook[indices] in value")
+                  hint="your z_q is not the chosen code's value; the contract of D1 asks codebook[indices] in value")
 
 
 @check("D1", "ties go to the lowest index", points=1, kind="property",
-       hint="torch.argmin returns the first minimum; do not break ties another way")
+       hint="see the contract of D1: between equally near codes, the lowest index wins")
 @for_all(_vq_inputs().map(lambda e: (e[0], torch.cat([e[1], e[1]]))))
 def _quantize_ties(ctx: Context, example) -> None:
     z_e, codebook = example  # every code appears twice: each nearest code is a tie
@@ -53,29 +54,48 @@ def _quantize_ties(ctx: Context, example) -> None:
     expect_tensor(ctx, idx, exp_idx, what="indices")
 
 
+_ST_HINT = ("see the contract of D1 and seed 004 §4: the straight-through estimator passes the upstream gradient "
+            "to z_e unchanged and none to the codebook")
+_ST_MISTAKES = (
+    Diagnosis("your dL/dz_e is minus the upstream gradient: the stop-gradient sits on the wrong term (seed 004 §4)",
+              lambda upstream: -upstream),
+    Diagnosis("your dL/dz_e is zero: z_q does not depend on z_e (seed 004 §4: the straight-through estimator)",
+              lambda upstream: torch.zeros_like(upstream)),
+    Diagnosis("your dL/dz_e is twice the upstream gradient: z_e enters z_q twice", lambda upstream: 2 * upstream),
+)
+
+
+def _same_answer_with_grad(ctx: Context, with_grad, without) -> None:
+    """The gradients are judged on the answer the values are: a z_q that changes when z_e requires grad fails."""
+    if not (isinstance(with_grad, torch.Tensor) and isinstance(without, torch.Tensor) and torch.equal(with_grad, without)):
+        ctx.fail("z_q differs when z_e requires grad", expected=without, got=with_grad,
+                 detail="the gradient is measured on the z_q the values are checked on")
+
+
 @check("D1", "straight-through gradient: identity to z_e, nothing to the codebook", points=2, public=True,
-       kind="gradient", hint="z_q = z_e + (e - z_e).detach(): the detach goes on the difference, not on z_e")
+       kind="gradient", hint=_ST_HINT)
 @for_all(_vq_inputs(torch.float64), max_examples=10)
 def _quantize_straight_through(ctx: Context, example) -> None:
     z_e, codebook = example
     cotangent = torch.arange(1, z_e.numel() + 1, dtype=z_e.dtype).reshape(z_e.shape)
     reply = ctx.reply(z_e=Leaf(z_e, "z_e"), codebook=Leaf(codebook, "codebook"),
                       grad=[{"output": 0, "cotangent": cotangent}])
-    _quantize_parts(ctx, reply.value, z_e, codebook)
+    z_q, _ = _quantize_parts(ctx, reply.value, z_e, codebook)
+    _same_answer_with_grad(ctx, z_q, _quantize_parts(ctx, ctx.call(z_e=z_e, codebook=codebook), z_e, codebook)[0])
     grads = reply.grads[0]
     if grads.get("z_e") is None:
         ctx.fail("no gradient reaches z_e through z_q", expected=f"dL/dz_e = the upstream gradient {cotangent.tolist()}",
-                 got="no gradient", hint="z_q = z_e + (e - z_e).detach() keeps z_e in the graph")
+                 got="no gradient", hint="your z_q is cut off from z_e: " + _ST_HINT)
     expect_tensor(ctx, grads["z_e"], cotangent, what="dL/dz_e",
-                  hint="the Jacobian of z_q w.r.t. z_e must be the identity (straight-through)")
+                  hint=diagnose(grads["z_e"], _ST_MISTAKES, {"upstream": cotangent}, _ST_HINT))
     g_code = grads.get("codebook")
     if g_code is not None and bool((g_code != 0).any()):
         ctx.fail("z_q sends gradient to the codebook", expected="no gradient (None or zeros)", got=g_code,
-                 hint="detach the codebook term: z_q = z_e + (e - z_e).detach()")
+                 hint="your z_q sends gradient to the codebook: " + _ST_HINT)
 
 
 @check("D1", "any leading batch dims, float32 and float64", points=1, kind="property",
-       hint="flatten the leading dims, or broadcast z_e[..., None, :] against the codebook")
+       hint="see the contract of D1: z_e may have any number of leading dimensions")
 @for_all(_vq_inputs().filter(lambda e: e[0].dim() >= 3))
 def _quantize_batch(ctx: Context, example) -> None:
     z_e, codebook = example
@@ -93,8 +113,23 @@ def _losses_inputs(draw, dtype=None):
     return z_e, codebook, idx, beta
 
 
+_LOSS_MISTAKES = {
+    "codebook_loss": (
+        Diagnosis("your codebook loss is scaled by beta; in the contract of D2 only the commitment loss is",
+                  lambda expected, z_e, beta: beta * expected),
+        Diagnosis("your codebook loss sums over the D coordinates; the contract of D2 averages over all elements",
+                  lambda expected, z_e, beta: z_e.shape[-1] * expected),
+    ),
+    "commitment_loss": (
+        Diagnosis("your commitment loss is not scaled by beta", lambda expected, z_e, beta: expected / beta),
+        Diagnosis("your commitment loss sums over the D coordinates; the contract of D2 averages over all elements",
+                  lambda expected, z_e, beta: z_e.shape[-1] * expected),
+    ),
+}
+
+
 @check("D2", "codebook and commitment loss values", points=2, public=True, kind="property",
-       hint="both are means over all elements; only the commitment loss is scaled by beta")
+       hint="see the contract of D2: both losses are means over all elements; beta weights the commitment loss only")
 @for_all(_losses_inputs())
 def _losses_values(ctx: Context, example) -> None:
     z_e, codebook, idx, beta = example
@@ -104,12 +139,13 @@ def _losses_values(ctx: Context, example) -> None:
     expected = reference.vq_losses(z_e, codebook, idx, beta)
     for name, g, e in zip(("codebook_loss", "commitment_loss"), got, expected):
         expect_scalar_tensor(ctx, g, what=name)
-        expect_close(ctx, g, e, what=name)
+        expect_close(ctx, g, e, what=name, hint=diagnose(g, _LOSS_MISTAKES[name], {"expected": e, "z_e": z_e, "beta": beta},
+                                                         ctx.check.hint, e))
 
 
 @check("D2", "each loss sends gradients only where its stop-gradient allows", points=2, kind="gradient",
-       hint="codebook_loss = mean((z_e.detach() - e)**2) trains the codebook; "
-            "commitment = beta * mean((z_e - e.detach())**2) trains the encoder")
+       hint="see the contract of D2: the codebook loss trains only the codebook and the commitment loss only z_e "
+            "(sg marks where gradients stop)")
 @for_all(_losses_inputs(torch.float64), max_examples=10)
 def _losses_gradients(ctx: Context, example) -> None:
     z_e, codebook, idx, beta = example
@@ -128,8 +164,15 @@ def _losses_gradients(ctx: Context, example) -> None:
             ctx.fail(f"{loss_name} sends gradient to {other}", expected="no gradient (stop-gradient)", got=g_other)
 
 
+_EMA_HINT = "see the contract of D3: the moving averages N' and m', then Laplace smoothing of the counts before dividing"
+_EMA_MISTAKES = (
+    Diagnosis("your codebook divides m' by the raw counts N'; the contract of D3 divides by the Laplace-smoothed Ñ",
+              lambda expected: torch.where(expected[1][:, None] > 0, expected[2] / expected[1][:, None], 0.0)),
+)
+
+
 @check("D3", "EMA update on a hand-computed example", points=2, public=True, kind="value",
-       hint="N' = decay·N + (1−decay)·n, m' = decay·m + (1−decay)·s, then Laplace-smooth N' before dividing")
+       hint=_EMA_HINT)
 def _ema_known(ctx: Context) -> None:
     cluster_size = torch.tensor([2.0, 1.0, 0.0], dtype=torch.float64)
     embed_sum = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
@@ -144,7 +187,8 @@ def _expect_ema(ctx: Context, got, expected) -> None:
         ctx.fail("ema_codebook_update must return a triple", expected="(codebook, N', m')", got=got)
     for name, g, e in zip(("codebook", "cluster_size N'", "embed_sum m'"), got, expected):
         expect_tensor(ctx, g, e, what=name, dtype=e.dtype,
-                      hint="Laplace smoothing: Ñ_k = (N'_k + eps) / (ΣN' + K·eps) · ΣN'; codebook_k = m'_k / Ñ_k")
+                      hint=diagnose(g, _EMA_MISTAKES, {"expected": expected}, _EMA_HINT, e) if name == "codebook"
+                      else _EMA_HINT)
 
 
 @st.composite
@@ -163,7 +207,8 @@ def _ema_inputs(draw):
 
 
 @check("D3", "EMA update with empty clusters and leading dims", points=2, kind="property",
-       hint="count assignments with one_hot or bincount(minlength=K); empty clusters keep a smoothed count")
+       hint="see the contract of D3: counts and sums run over every leading dimension, and a code without "
+            "assignments keeps a smoothed count")
 @for_all(_ema_inputs())
 def _ema_random(ctx: Context, example) -> None:
     got = ctx.call(cluster_size=example[0], embed_sum=example[1], z_e=example[2], indices=example[3],
@@ -172,13 +217,9 @@ def _ema_random(ctx: Context, example) -> None:
 
 
 @check("D3", "inputs are not modified in place", points=1, kind="property",
-       hint="build new tensors (decay * N + ...), do not use mul_/add_/index_add_ on the inputs")
+       hint="your function modifies its inputs in place; the contract of D3 returns new tensors")
 @for_all(_ema_inputs(), max_examples=10)
 def _ema_pure(ctx: Context, example) -> None:
     names = ("cluster_size", "embed_sum", "z_e", "indices", "decay", "eps")
     reply = ctx.reply(return_args=True, **dict(zip(names, example)))
-    after = reply.args_after["kwargs"]
-    for name, before in zip(names[:3], example[:3]):
-        if not torch.equal(after[name], before):
-            ctx.fail(f"{name} was modified in place", expected=before, got=after[name],
-                     hint="return new tensors; never update the inputs in place")
+    ctx.expect_unmodified(reply, dict(zip(names[:4], example[:4])), hint=ctx.check.hint)

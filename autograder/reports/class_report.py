@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
 import json
 from collections import Counter
 from pathlib import Path
 
 from autograder.contract import BY_ID, MAX_TOTAL, QUESTION_IDS
+from autograder.escape import csv_value, html_text
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Class report</title>
@@ -62,32 +62,32 @@ def _histograms(rows: list[dict[str, str]]) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _hint(output: str) -> str:
-    for line in output.splitlines():
-        if line.strip().startswith("hint"):
-            return line.split(":", 1)[1].strip()
-    return ""
-
-
 def render_class_report(out: Path, student_dirs: dict[str, Path]) -> str:
-    """The report's HTML from ``out/gradebook.csv`` and each student's folder."""
-    rows = list(csv.DictReader(io.StringIO((out / "gradebook.csv").read_text(encoding="utf-8"), newline="")))
+    """The report's HTML from ``out/gradebook.csv`` and each student's folder.
+
+    Failures are counted and their hints shown from each test's ``extra_data``
+    fields (never parsed out of the output text); every student-controlled
+    text is escaped.
+    """
+    rows = [{k: csv_value(v) for k, v in r.items()}
+            for r in csv.DictReader(io.StringIO((out / "gradebook.csv").read_text(encoding="utf-8"), newline=""))]
     failures: Counter[tuple[str, str]] = Counter()
     hints: dict[tuple[str, str], str] = {}
     seconds: dict[str, float] = {}
     for student, folder in student_dirs.items():
         doc = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         for test in doc["tests"]:
-            if test["score"] < test["max_score"] and "written" not in test.get("tags", []):
-                key = (test["number"].split(".")[0], test["name"].split(": ", 1)[-1])
+            extra = test.get("extra_data") or {}
+            if test["score"] < test["max_score"] and "written" not in test.get("tags", []) and "qid" in extra:
+                key = (str(extra["qid"]), str(extra["check"]))
                 failures[key] += 1
-                hints.setdefault(key, _hint(test["output"]))
+                hints.setdefault(key, str(extra.get("hint", "")))
         run = folder / "run.json"
         seconds[student] = json.loads(run.read_text())["seconds"] if run.is_file() else 0.0
     status = {r["student"]: r["status"] for r in rows}
-    esc = html.escape
+    esc = html_text
     failing = "".join(
-        f"<tr><td>{q}</td><td>{esc(name)}</td><td class=num>{n}</td><td>{esc(hints[(q, name)])}</td></tr>"
+        f"<tr><td>{esc(q)}</td><td>{esc(name)}</td><td class=num>{n}</td><td>{esc(hints[(q, name)])}</td></tr>"
         for (q, name), n in sorted(failures.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
     )
     slowest = "".join(

@@ -1,9 +1,24 @@
-"""``feedback.md``: what a student reads — scores, then one block per lost point."""
+"""``feedback.md``: what a student reads — scores, then one block per lost point.
+
+Inert and bounded: every student-controlled text (name, status, cell errors)
+is Markdown-escaped text, and every failure is a fenced block nothing inside
+can close (``autograder.escape``), so the only headings, links and HTML are
+the renderer's own. The page stays under ``MAX_FEEDBACK_BYTES``: fields are
+shortened further when the full ones would not fit, and at most
+``MAX_CELL_NOTES`` notebook cells are listed.
+"""
 
 from __future__ import annotations
 
+from autograder.checks.framework import Status
 from autograder.contract import BY_ID, MAX_TOTAL
+from autograder.escape import md_code, md_text
 from autograder.grading import Graded
+from autograder.reports.layout import FIT_LIMITS, plain_text, reason
+
+MAX_FEEDBACK_BYTES = 256 * 1024
+MAX_CELL_NOTES = 50
+NAME_CHARS = 200
 
 HEADER = """# Feedback for {student}
 
@@ -13,21 +28,31 @@ HEADER = """# Feedback for {student}
 |---|---|---:|---:|
 """
 
+_LABEL = {"ok": "ran", "error": "raised", "timeout": "", "crash": "", "broken": "", "skipped": "was not run:"}
 
-def render_feedback(student: str, graded: Graded) -> str:
-    """The feedback page of one student, in Markdown."""
-    out = [HEADER.format(student=student, total=graded.total, max_total=MAX_TOTAL, status=graded.status)]
+
+def _notes(graded: Graded) -> list[str]:
+    notes = [c for c in graded.cells if c.status != "ok" or c.note]
+    out = []
+    for c in notes[:MAX_CELL_NOTES]:
+        what = (c.error or "") if c.status != "ok" else ""
+        note = f" ({c.note})" if c.note else ""
+        out.append(f"- {md_text(f'code cell {c.index + 1} {_LABEL.get(c.status, c.status)} {what}{note}')}\n")
+    if len(notes) > MAX_CELL_NOTES:
+        out.append(f"- … and {len(notes) - MAX_CELL_NOTES} more cells with an error or a note\n")
+    return out
+
+
+def _render(student: str, graded: Graded, limit: int) -> str:
+    out = [HEADER.format(student=md_text(student, NAME_CHARS), total=graded.total, max_total=MAX_TOTAL,
+                         status=md_text(graded.status))]
     for qid, score in graded.scores.items():
         out.append(f"| {qid} | `{BY_ID[qid].name}` | {score:g} | {BY_ID[qid].points} |\n")
-    notes = [c for c in graded.cells if c.status != "ok" or c.note]
+    notes = _notes(graded)
     if notes:
         out.append("\n## Your notebook\n\n")
-        for c in notes:
-            what = c.error if c.status != "ok" else ""
-            note = f" ({c.note})" if c.note else ""
-            label = {"ok": "ran", "error": "raised", "timeout": "", "crash": "", "broken": "", "skipped": "was not run:"}
-            out.append(f"- code cell {c.index + 1} {label[c.status]} {what}{note}".replace("  ", " ").rstrip() + "\n")
-    lost = [r for r in graded.checks if r.status != "passed"]
+        out += notes
+    lost = [r for r in graded.checks if r.status != Status.PASSED]
     if lost:
         out.append("\n## Points lost\n")
         current = None
@@ -35,8 +60,18 @@ def render_feedback(student: str, graded: Graded) -> str:
             if r.qid != current:
                 current = r.qid
                 out.append(f"\n### {r.qid} `{BY_ID[r.qid].name}` — {graded.scores[r.qid]:g} / {BY_ID[r.qid].points}\n\n")
-            body = r.message if r.status != "skipped" else f"{r.check}: {r.message}"
-            out.append(f"```text\n{body}\n```\n(−{r.max_points:g} points)\n\n")
+            body = plain_text(r, limit) if r.status != Status.SKIPPED else f"{r.check}: {reason(r, limit)}"
+            out.append(f"{md_code(body)}(−{r.max_points:g} points)\n\n")
     else:
         out.append("\nEvery check passed.\n")
     return "".join(out)
+
+
+def render_feedback(student: str, graded: Graded) -> str:
+    """The feedback page of one student, in Markdown, at most ``MAX_FEEDBACK_BYTES`` long."""
+    for limit in FIT_LIMITS:
+        page = _render(student, graded, limit)
+        if len(page.encode()) <= MAX_FEEDBACK_BYTES:
+            return page
+    cut = page.encode()[: MAX_FEEDBACK_BYTES - 100].decode(errors="ignore")
+    return cut + "\n\n(the rest of this feedback was cut: it is too long)\n"

@@ -1,13 +1,17 @@
-"""``gradebook.csv``: a row per student, a column per question id."""
+"""``gradebook.csv``: a row per student, a column per question id.
+
+Text cells (student id, status) are written with ``escape.csv_cell``: a
+spreadsheet shows them, never evaluates them; ``escape.csv_value`` reads the
+original id back.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from autograder.contract import MAX_TOTAL, QUESTION_IDS
+from autograder.escape import csv_text
 
 COLUMNS = ("student", "total", "max_total", *QUESTION_IDS, "status")
 
@@ -34,17 +38,16 @@ def render_gradebook(
 ) -> str:
     """CSV text, rows sorted by student id; with ``written`` (TA scores), a column per written id,
     ``written_total`` and ``grand_total`` follow (a missing score leaves its cell empty)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
     extra = (*written_ids, "written_total", "grand_total") if written is not None else ()
-    writer.writerow((*COLUMNS, *extra))
+    lines: list[list[object]] = [[*COLUMNS, *extra]]
     for row in sorted(rows, key=lambda r: r.student):
-        cells = [row.student, _num(row.total), MAX_TOTAL, *(_num(row.scores.get(q, 0.0)) for q in QUESTION_IDS), row.status]
+        cells: list[object] = [row.student, _num(row.total), MAX_TOTAL,
+                               *(_num(row.scores.get(q, 0.0)) for q in QUESTION_IDS), row.status]
         if written is not None:
             mine = written.get(row.student, {})
             scores = [mine.get(w) for w in written_ids]
             written_total = sum(s for s in scores if s is not None)
             cells += ["" if s is None else _num(s) for s in scores]
             cells += [_num(written_total), _num(round(row.total + written_total, 2))]
-        writer.writerow(cells)
-    return buf.getvalue()
+        lines.append(cells)
+    return csv_text(lines)

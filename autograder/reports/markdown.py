@@ -13,6 +13,13 @@ TA opens the page:
   named, not fetched;
 * a link keeps its text and shows its address as text: no ``href`` leaves
   the page.
+
+Bounded, so that a short text cannot make a huge page (a reference link
+defined once with a long address and used thousands of times did: 41 kB of
+answer, 70 MB of HTML): a text is cut at ``MAX_TEXT_CHARS``; a shown address
+at ``MAX_URL_CHARS``; a formula longer than ``MAX_FORMULA_CHARS``, and every
+formula of a text with more than ``MAX_FORMULAS``, is shown as its source;
+and a page over ``MAX_HTML_CHARS`` falls back to the escaped source text.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from xml.etree.ElementTree import Element, tostring
 
 import latex2mathml.converter
@@ -47,6 +55,14 @@ _MATHML_ATTRIBUTES = frozenset("""
 _PLAIN_VALUE = re.compile(r"[\w#.%+\- ]*")
 _DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]+")
 
+MAX_TEXT_CHARS = 20_000
+MAX_URL_CHARS = 200
+MAX_FORMULA_CHARS = 2_000
+MAX_FORMULAS = 200
+MAX_HTML_CHARS = 512 * 1024
+#: Whether the text being rendered may show its formulas as MathML (False: over the formula count).
+_MATHML = ContextVar("mathml", default=True)
+
 
 def _safe_mathml(node: Element) -> Element:
     """A copy of latex2mathml's tree keeping whitelisted elements and attributes, text unescaped once.
@@ -73,6 +89,8 @@ def _safe_mathml(node: Element) -> Element:
 
 
 def _math(latex: str, display: bool) -> str:
+    if not _MATHML.get() or len(latex) > MAX_FORMULA_CHARS:
+        return f"<code class=\"latex\">{html.escape(latex)}</code>"
     try:
         tree = latex2mathml.converter.Converter(display="block" if display else "inline").convert_to_element(latex)
         return tostring(_safe_mathml(tree), encoding="unicode")
@@ -100,7 +118,7 @@ def _link_open(self, tokens, idx, options, env) -> str:
 
 def _link_close(self, tokens, idx, options, env) -> str:
     href, autolink = env["links"].pop()
-    return "</span>" if autolink else f'</span> <span class="url">&lt;{html.escape(href)}&gt;</span>'
+    return "</span>" if autolink else f'</span> <span class="url">&lt;{html.escape(href[:MAX_URL_CHARS])}&gt;</span>'
 
 
 _MD = (
@@ -120,4 +138,17 @@ def render_markdown(text: str, resolve_image: ImageResolver | None = None) -> st
     ``resolve_image`` (for trusted text such as the model answers) may turn an
     image's source into a ``data:image/…;base64,`` URI to embed.
     """
-    return _MD.render(text, {"resolve_image": resolve_image})
+    note = ""
+    if len(text) > MAX_TEXT_CHARS:
+        text, note = text[:MAX_TEXT_CHARS], f'<p class="note">[cut: {len(text) - MAX_TEXT_CHARS} more characters]</p>'
+    env = {"resolve_image": resolve_image}
+    tokens = _MD.parse(text, env)
+    formulas = sum(t.type.startswith("math") for token in tokens for t in (token, *(token.children or ())))
+    flag = _MATHML.set(formulas <= MAX_FORMULAS)
+    try:
+        page = _MD.renderer.render(tokens, _MD.options, env)
+    finally:
+        _MATHML.reset(flag)
+    if len(page) > MAX_HTML_CHARS:
+        page = f'<pre class="source">{html.escape(text)}</pre><p class="note">[shown as source: too large rendered]</p>'
+    return page + note

@@ -12,15 +12,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from autograder.grading import grader_version
+from autograder.checks.framework import Status
 from autograder.contract import BY_ID, MAX_TOTAL
-from autograder.grading import Graded
+from autograder.escape import FIELD_CHARS, clip
+from autograder.grading import Graded, grader_version
+from autograder.reports.layout import FIT_LIMITS, plain_text
 
 VISIBILITY = {"public": "visible", "hidden": "after_published"}
+#: PrairieLearn refuses a larger results.json; Gradescope shows outputs as plain text ("output_format").
+MAX_RESULTS_BYTES = 2**20
 
 
-def render_results(graded: Graded) -> str:
-    """The ``results.json`` text of one graded submission."""
+def _document(graded: Graded, limit: int) -> dict[str, Any]:
+    status = clip(graded.status, FIELD_CHARS)
     tests = []
     counters: dict[str, int] = {}
     for r in graded.checks:
@@ -30,26 +34,42 @@ def render_results(graded: Graded) -> str:
             "number": f"{r.qid}.{counters[r.qid]}",
             "score": r.points,
             "max_score": r.max_points,
-            "status": "passed" if r.status == "passed" else "failed",
-            "output": "" if r.status == "passed" else r.message,
+            "status": "passed" if r.status == Status.PASSED else "failed",
+            "output": plain_text(r, limit),
+            "output_format": "text",
             "visibility": VISIBILITY[r.visibility],
             "tags": [r.qid, r.visibility],
+            "extra_data": {"qid": r.qid, "check": r.check, "status": str(r.status),
+                           "hint": r.failure.hint[:limit] if r.failure else ""},
         })
-    document: dict[str, Any] = {
+    return {
         "score": graded.total,
-        "output": f"Status: {graded.status}. Score {graded.total:g} / {MAX_TOTAL}.",
+        "output": f"Status: {status}. Score {graded.total:g} / {MAX_TOTAL}.",
+        "output_format": "text",
+        "test_output_format": "text",
         "visibility": "after_published",
         "stdout_visibility": "hidden",
         "tests": tests,
         "extra_data": {
             "key": graded.key,
             "grader_version": grader_version(),
-            "status": graded.status,
+            "status": status,
             "gradable": graded.gradable,
             "scores": graded.scores,
         },
     }
-    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def render_results(graded: Graded) -> str:
+    """The ``results.json`` text of one graded submission, at most ``MAX_RESULTS_BYTES`` long.
+
+    Outputs are shortened (``layout.FIT_LIMITS``) until the document fits.
+    """
+    for limit in FIT_LIMITS:
+        text = json.dumps(_document(graded, limit), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+        if len(text.encode()) <= MAX_RESULTS_BYTES:
+            break
+    return text
 
 
 def read_summary(text: str) -> dict[str, Any] | None:

@@ -10,12 +10,22 @@ class StudentProcessError(Exception):
 
 
 class StudentTimeout(StudentProcessError):
-    """A cell or a call ran past its wall-time limit; the process was killed."""
+    """A cell or a call ran past its time limit (CPU time, or ``clock`` time); the process was killed."""
+
+    def __init__(self, seconds: float, what: str, clock: str | None = None) -> None:
+        spent = f"{seconds:g} s" + (f" of {clock} time" if clock else "")
+        super().__init__(f"{what} timed out after {spent}")
+        self.seconds = seconds
+        self.reason = f"timed out after {spent}"
+
+
+class BudgetSpent(StudentTimeout):
+    """The submission's cells and calls used up its time budget; nothing more of it is run."""
 
     def __init__(self, seconds: float, what: str) -> None:
-        super().__init__(f"{what} timed out after {seconds:g} s")
-        self.seconds = seconds
-        self.reason = f"timed out after {seconds:g} s"
+        super().__init__(seconds, what)
+        self.reason = f"the submission used up its time budget ({seconds:g} s of CPU time); grading stopped"
+        self.args = (f"{what}: {self.reason}",)
 
 
 class StudentCrashed(StudentProcessError):

@@ -1,120 +1,71 @@
-"""Grader-side handles on the sandbox: the zygote and the student processes it forks.
+"""The grader's side of the sandbox: the zygote, which forks each submission's processes (``handles``).
 
-The zygote pays for ``import torch`` once; each submission then gets a fresh
-forked process in milliseconds. Two kinds of channel, both unix sockets:
+The zygote pays for ``import torch`` once; each submission then gets a
+forked student process in milliseconds, its *root template*: it runs no
+student code and forks *workers*. A worker runs the cells and answers the
+calls; a snapshot leaves a frozen copy of a worker behind as the next
+template, so a worker that crashes or hangs is replaced by a fork of the
+last template instead of a replay of the cells (``runtime.child``). Channels,
+all unix sockets (``channel``):
 
 * the *control* channel to the zygote (fork requests, and the zygote's
   events ``ready`` and ``exited``), which no student process ever holds;
-* one *student* channel per forked process, created here for that process
-  alone and passed to the zygote with the fork request.
+* one channel per template and one per worker, created here for that
+  process alone and passed with its fork or snapshot request.
 
-So a student's stray or forged frames reach only its own channel, and only
-the zygote can say that a student process is gone. Anything abnormal (a
-timeout, a reply that breaks the protocol, a dead zygote) tears the whole
-sandbox down, which kills every process the student started; the next
-``spawn`` starts anew.
+So a student's stray or forged frames reach only its own channels, and only
+the zygote can say that the root template is gone (after which the zygote
+kills every process of the student's uid). A worker that breaks a limit or
+the protocol is killed by the grader itself (pidfd); its template reports
+how it ended. Anything abnormal in the zygote tears the whole sandbox down.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import select
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from autograder.sandbox import isolation as iso
-from autograder.sandbox.errors import BrokenReply, StudentCrashed, StudentTimeout
-from autograder.sandbox.runtime import procs, wire
+from autograder.sandbox.channel import Channel, wall
+from autograder.sandbox.errors import BrokenReply, StudentCrashed, StudentProcessError, StudentTimeout
+from autograder.sandbox.handles import Template
+from autograder.sandbox.runtime import procs
 
 _UIDS = itertools.count()
-EXIT_GRACE_SECONDS = 10.0
+#: Processes of a submission besides its workers: the root template, the last snapshot, one on its way out.
+TEMPLATE_PROCESSES = 3
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one student process."""
+    """Resource limits of one submission's student processes.
+
+    ``cell_seconds`` and ``call_seconds`` are CPU time of the student process
+    (measured by the grader); wall-clock time stops a request only at
+    ``wall_factor`` times its limit. ``budget_seconds`` is the CPU time of all
+    of a submission's cells and calls together, replays included (and
+    ``wall_factor`` times it in wall-clock time); past it, grading of that
+    submission stops. ``cpu_seconds`` is the kernel's limit of one process.
+    """
 
     cell_seconds: float = 60.0
     call_seconds: float = 30.0
     startup_seconds: float = 120.0
+    wall_factor: float = 10.0
+    budget_seconds: float = 1800.0
     cpu_seconds: int = 1800
     memory_bytes: int = 3 * 2**30
     file_bytes: int = 64 * 2**20
     processes: int = 16
     open_files: int = 256
     reply_bytes: int = 64 * 2**20
-
-
-class _ZygoteSpoke(Exception):
-    """The control channel became readable while waiting on a student channel."""
-
-
-def _read(fd: int, n: int, deadline: float, what: str, seconds: float, watch: int | None) -> bytes:
-    chunks, got = [], 0
-    while got < n:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise StudentTimeout(seconds, what)
-        ready, _, _ = select.select([fd] if watch is None else [fd, watch], [], [], remaining)
-        if fd not in ready:
-            if ready:
-                raise _ZygoteSpoke()
-            continue
-        try:
-            chunk = os.read(fd, min(n - got, 1 << 20))
-        except BlockingIOError:
-            continue
-        if not chunk:
-            raise StudentCrashed("it closed its channel", what)
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def receive(fd: int, seconds: float, what: str, max_bytes: int, watch: int | None = None) -> dict[str, Any]:
-    """Read one frame within ``seconds``; typed errors for time-outs, EOF and garbage.
-
-    With ``watch``, raises ``_ZygoteSpoke`` as soon as that descriptor has
-    something to read while ``fd`` has nothing.
-    """
-    deadline = time.monotonic() + seconds
-    header = _read(fd, 8, deadline, what, seconds, watch)
-    size = int.from_bytes(header, "big")
-    if size > max_bytes:
-        raise BrokenReply(f"a reply of {size} bytes is over the {max_bytes}-byte limit", what)
-    body = _read(fd, size, deadline, what, seconds, watch)
-    try:
-        message = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, 5000-digit integers, deep nesting
-        raise BrokenReply(f"invalid JSON ({exc.__class__.__name__})", what) from None
-    if not isinstance(message, dict):
-        raise BrokenReply("a reply must be a JSON object", what)
-    return message
-
-
-def _write(fd: int, message: dict[str, Any], seconds: float, what: str) -> None:
-    """Write one frame to a non-blocking ``fd`` within ``seconds`` (a process that never reads cannot block us)."""
-    view = memoryview(wire.encode_frame(message))
-    deadline = time.monotonic() + seconds
-    while view:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise StudentTimeout(seconds, what)
-        _, ready, _ = select.select([], [fd], [], remaining)
-        if ready:
-            try:
-                view = view[os.write(fd, view):]
-            except BlockingIOError:
-                continue
 
 
 class Sandbox:
@@ -124,10 +75,10 @@ class Sandbox:
         self.limits = limits or Limits()
         self.isolation = iso.detect()
         self._proc: subprocess.Popen[bytes] | None = None
-        self._control: socket.socket | None = None
+        self._control: Channel | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._uids: set[int] = set()
-        self._current: StudentProcess | None = None
+        self._current: Template | None = None
         self.starts = 0
 
     def __enter__(self) -> Sandbox:
@@ -153,10 +104,10 @@ class Sandbox:
             )
         finally:
             theirs.close()
-        self._control = ours
+        self._control = Channel(ours, 2**16)
         self.starts += 1
         try:
-            ready = receive(ours.fileno(), self.limits.startup_seconds, "sandbox start-up", 2**16)
+            ready = self._control.receive(wall(self.limits.startup_seconds), "sandbox start-up")
         except (StudentTimeout, StudentCrashed, BrokenReply) as exc:
             self.kill()
             raise RuntimeError(f"the sandbox did not start: {exc}") from None
@@ -164,13 +115,14 @@ class Sandbox:
             self.kill()
             raise RuntimeError(f"the sandbox did not start: {ready!r:.200}")
 
-    def spawn(self) -> StudentProcess:
-        """Fork a fresh student process (starting the zygote if needed)."""
+    def spawn(self) -> Template:
+        """Fork a fresh student process, the root template of a submission (starting the zygote if needed)."""
         if self._current is not None:
             self._current.close()
         if self._proc is None or self._proc.poll() is not None:
             self.kill()
             self._start()
+        assert self._control is not None
         uid = None
         if self.isolation.switch_uid:
             uid = 100_000 + (os.getpid() * 7919 + next(_UIDS)) % 800_000
@@ -180,35 +132,42 @@ class Sandbox:
             "memory_bytes": self.limits.memory_bytes,
             "cpu_seconds": self.limits.cpu_seconds,
             "file_bytes": self.limits.file_bytes,
-            "processes": self.limits.processes,
+            "processes": self.limits.processes + TEMPLATE_PROCESSES,
             "open_files": self.limits.open_files,
         }
         ours, theirs = socket.socketpair()
+        channel = Channel(ours, 2**16, self.control)  # credentials on from the first byte
         try:
-            socket.send_fds(self._control, [wire.encode_frame({"op": "fork", "limits": limits})], [theirs.fileno()])
-        except OSError:
-            ours.close()
+            self._control.send({"op": "fork", "limits": limits}, self.limits.startup_seconds, "start-up",
+                               fds=[theirs.fileno()])
+        except (OSError, StudentTimeout):
+            channel.close()
             self.kill()
             raise StudentCrashed("the sandbox is gone", "start-up") from None
         finally:
             theirs.close()
-        ours.setblocking(False)
-        student = self._current = StudentProcess(self, ours)
-        reply = student.receive(self.limits.startup_seconds, "start-up")
+        root = self._current = Template(self, channel, None, root=True)
+        try:
+            reply = root.channel.receive(wall(self.limits.startup_seconds), "start-up")
+        except (StudentProcessError, ZygoteSpoke):
+            reply = {}
         if reply.get("event") != "started":
-            student._fail()
-            raise BrokenReply(f"unexpected first frame {reply!r:.80}", "start-up")
-        return student
+            self.kill()
+            raise StudentCrashed("the student process did not start", "start-up")
+        return root
 
     def wait_exit(self, seconds: float) -> str | None:
-        """The status of the student process that just ended (the zygote's ``exited`` event), or None
+        """The status of the root template that just ended (the zygote's ``exited`` event), or None
         after a teardown if the zygote does not report one within ``seconds``."""
         if self._control is None:
             return None
         try:
-            event = receive(self._control.fileno(), seconds, "the end of a student process", 2**16)
+            event = self._control.receive(wall(seconds), "the end of a student process")
         except (StudentTimeout, StudentCrashed, BrokenReply):
             event = {}
+        if self._current is not None:
+            self._current.discard()
+            self._current = None
         if event.get("event") != "exited":
             self.kill()
             return None
@@ -216,10 +175,7 @@ class Sandbox:
 
     def kill(self) -> None:
         """Tear the sandbox down with every process in it."""
-        if self._current is not None:
-            self._current.alive = False
-            self._current._channel.close()
-            self._current = None
+        self._current = None
         if self._proc is not None:
             try:
                 os.killpg(self._proc.pid, signal.SIGKILL)
@@ -235,6 +191,7 @@ class Sandbox:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+        self.starts += 1  # every handle of the torn-down sandbox is now dead
 
     def close(self) -> None:
         self.kill()
@@ -243,83 +200,3 @@ class Sandbox:
     def control(self) -> int:
         assert self._control is not None
         return self._control.fileno()
-
-
-class StudentProcess:
-    """One forked student process: request/reply with deadlines on a channel of its own."""
-
-    def __init__(self, sandbox: Sandbox, channel: socket.socket) -> None:
-        self.sandbox = sandbox
-        self._channel = channel
-        self.alive = True
-        self._ids = itertools.count(1)
-
-    def send(self, message: dict[str, Any], what: str, seconds: float) -> None:
-        try:
-            _write(self._channel.fileno(), message, seconds, what)
-        except StudentTimeout:
-            self._fail()
-            raise
-        except OSError:
-            raise self._ended(what) from None
-
-    def receive(self, seconds: float, what: str) -> dict[str, Any]:
-        try:
-            return receive(self._channel.fileno(), seconds, what, self.sandbox.limits.reply_bytes,
-                           watch=self.sandbox.control)
-        except (_ZygoteSpoke, StudentCrashed):
-            raise self._ended(what) from None
-        except (StudentTimeout, BrokenReply):
-            self._fail()
-            raise
-
-    def request(self, message: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:
-        """Send one request and wait for its reply.
-
-        Student code can write to its channel too, so a frame with the right
-        id is not proof enough: an empty ``describe`` follows, and its answer
-        must be the very next frame. A second reply to one request (a forged
-        one, then the runtime's) therefore fails the request that caused it,
-        not the next one.
-        """
-        reply = self._exchange(message, seconds, what)
-        self._exchange({"op": "describe", "names": []}, seconds, what)
-        return reply
-
-    def _exchange(self, message: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:
-        if not self.alive:
-            raise StudentCrashed("it had already exited", what)
-        request_id = next(self._ids)
-        self.send({**message, "id": request_id}, what, seconds)
-        reply = self.receive(seconds, what)
-        if "event" in reply or reply.get("id") != request_id:
-            self._fail()
-            raise BrokenReply("a reply that answers no request", what)
-        return reply
-
-    def close(self) -> None:
-        """Ask the process to exit and wait for the zygote to confirm; tear the sandbox down if it does not."""
-        if not self.alive:
-            return
-        try:
-            _write(self._channel.fileno(), {"op": "exit"}, 1.0, "exit")
-        except (StudentTimeout, OSError):
-            pass
-        self._done()
-        self.sandbox.wait_exit(EXIT_GRACE_SECONDS)
-
-    def _ended(self, what: str) -> StudentCrashed:
-        """The process is gone (or closed its channel): the zygote's word on how it ended."""
-        self._done()
-        status = self.sandbox.wait_exit(EXIT_GRACE_SECONDS)
-        return StudentCrashed(status or "it closed its channel", what)
-
-    def _done(self) -> None:
-        self.alive = False
-        self._channel.close()
-        if self.sandbox._current is self:
-            self.sandbox._current = None
-
-    def _fail(self) -> None:
-        self._done()
-        self.sandbox.kill()

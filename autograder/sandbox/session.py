@@ -1,14 +1,16 @@
 """A submission's code loaded in a student process, kept usable across its failures.
 
-Cells run in order, each with a wall-time limit; a cell that hangs or kills
-the process is skipped and the others are replayed in a fresh process, so
-the functions it did not break can still earn their points. A call that
-hangs or crashes costs that call; the session restarts for the next one.
+Cells run in order, each within a CPU-time limit; a cell that hangs or kills
+the process is skipped and the session goes on in a fork of its last
+snapshot, so the functions it did not break can still earn their points. A
+call that hangs or crashes costs that call; the next one gets a fresh fork.
 """
 
 from __future__ import annotations
 
 import abc
+import bisect
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,15 +19,19 @@ import torch
 from autograder.notebook import CodeCell
 from autograder.sandbox.errors import (
     BrokenReply,
+    BudgetSpent,
     StudentCrashed,
     StudentException,
     StudentProcessError,
     StudentTimeout,
 )
-from autograder.sandbox.process import Sandbox, StudentProcess
+from autograder.sandbox.handles import StudentProcess, Template
+from autograder.sandbox.process import Sandbox
 from autograder.sandbox.runtime import wire
 
-MAX_RESTARTS = 8
+MAX_RESTARTS = 8  # fresh starts (every kept cell replayed) before grading of a submission stops
+SNAPSHOT_SECONDS = 2.0  # cell time after which the worker's state is kept in a snapshot...
+SNAPSHOT_COST_SHARE = 0.05  # ...or longer, so that snapshots cost at most this share of the cells' time
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,12 @@ class CellRun:
 
 @dataclass(frozen=True)
 class Reply:
+    """A call's return value, the gradients and arguments asked for, and the CPU time it took (if measured)."""
+
     value: Any
     grads: list[dict[str, Any]] | None
     args_after: dict[str, Any] | None
+    cpu_seconds: float | None = None
 
 
 def _cell_seed(index: int) -> int:
@@ -54,10 +63,16 @@ class Session(abc.ABC):
     """Calls into a student's namespace; subclasses say how a request reaches it."""
 
     call_seconds = 30.0
+    last_cpu: float | None = None  # CPU seconds of the last request, where measured
 
     @abc.abstractmethod
     def _request(self, request: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:
         """Send one request; its reply (plain data)."""
+
+    def cpu_since(self, start: float) -> float | None:
+        """CPU seconds the student used in requests begun at or after ``start`` (``time.monotonic``);
+        None where not measured."""
+        return None
 
     def describe(self, names: list[str]) -> dict[str, str]:
         """What each name is in the student's namespace: ``function(...)``, a type name or ``missing``."""
@@ -116,7 +131,7 @@ class Session(abc.ABC):
             raise BrokenReply(f"undecodable value ({exc})", f"the call of {name}") from None
         if not _well_formed(grads, after, len(grad or ()), return_args):
             raise BrokenReply("gradients or arguments not in the protocol's form", f"the call of {name}")
-        return Reply(value, grads, after)
+        return Reply(value, grads, after, self.last_cpu)
 
 
 def _well_formed(grads: Any, after: Any, n_grads: int, return_args: bool) -> bool:
@@ -141,16 +156,37 @@ def _error_text(error: Any) -> str:
 
 
 class StudentSession(Session):
-    """Run ``cells`` in ``sandbox`` and answer calls to the names they define."""
+    """Run ``cells`` in ``sandbox`` and answer calls to the names they define.
+
+    Crashes cost their own time: every ``SNAPSHOT_SECONDS`` of cell time, and
+    once the cells are loaded, the worker leaves a snapshot behind; a worker
+    that crashes or hangs is replaced by a fork of the last snapshot, with
+    only the cells run since it replayed. Every request's CPU time (replays
+    included) comes out of the submission's budget (``Limits.budget_seconds``,
+    and ``wall_factor`` times it in wall-clock time); past it, grading stops.
+    """
 
     def __init__(self, sandbox: Sandbox, cells: tuple[CodeCell, ...]) -> None:
         self.sandbox = sandbox
+        self.limits = sandbox.limits
         self.call_seconds = sandbox.limits.call_seconds
         self.cells = cells
         self.runs: dict[int, CellRun] = {}
-        self.restarts = 0
+        self.restarts = 0  # fresh starts after the first
+        self.forks = 0  # workers forked (the first one included)
+        self.cell_runs = 0  # cells run, replays included
+        self.cpu_spent = 0.0
+        self._log: list[tuple[float, float]] = []  # (start of a request, CPU spent before it)
+        self._started = time.monotonic()
+        self._root: Template | None = None
+        self._template: Template | None = None
         self._process: StudentProcess | None = None
-        self._dead_reason: str | None = None
+        self._kept: list[CodeCell] = []  # cells whose effects a worker holds (they ran ok or raised), in order
+        self._frozen = 0  # how many of them the snapshot holds
+        self._unfrozen_seconds = 0.0
+        self._snapshot_seconds = 0.0  # what the last snapshot took
+        self._dead: StudentProcessError | None = None
+        self._spawns = 0
 
     def __enter__(self) -> StudentSession:
         self.start()
@@ -160,61 +196,166 @@ class StudentSession(Session):
         self.close()
 
     def start(self) -> None:
-        self._process = self.sandbox.spawn()
+        self._started = time.monotonic()
         for cell in self.cells:
-            self._run_cell(cell)
+            self._load(cell)
+        self._freeze(len(self._kept), force=True)
 
-    def _run_cell(self, cell: CodeCell) -> None:
-        if self._process is None:
-            self.runs[cell.index] = CellRun(cell.index, "skipped", self._dead_reason, "", cell.note)
-            return
+    def cpu_since(self, start: float) -> float:
+        i = bisect.bisect_left(self._log, (start, -1.0))
+        return self.cpu_spent - (self._log[i][1] if i < len(self._log) else self.cpu_spent)
+
+    # -- cells ------------------------------------------------------------------------------------
+
+    def _load(self, cell: CodeCell) -> None:
+        """Run ``cell`` for the first time and record how it ran."""
         if not cell.source.strip():
             self.runs[cell.index] = CellRun(cell.index, "ok", None, "", cell.note)
             return
+        process = self._worker()
+        if process is None:
+            self.runs[cell.index] = CellRun(cell.index, "skipped", self._dead and self._dead.reason, "", cell.note)
+            return
+        run = self._run(process, cell)
+        self.runs[cell.index] = run
+        if run.status in ("ok", "error"):
+            self._kept.append(cell)
+            self._freeze(len(self._kept))
+
+    def _run(self, process: StudentProcess, cell: CodeCell) -> CellRun:
         what = f"code cell {cell.index + 1}"
         request = {"op": "run_cell", "index": cell.index + 1, "source": cell.source, "seed": _cell_seed(cell.index)}
+        start = time.monotonic()
+        self.cell_runs += 1
         try:
-            reply = self._process.request(request, self.sandbox.limits.cell_seconds, what)
+            reply = self._measured(process, request, self.limits.cell_seconds, what)
+        except BudgetSpent as exc:
+            return CellRun(cell.index, "skipped", exc.reason, "", cell.note)
         except StudentProcessError as exc:
             status = {StudentTimeout: "timeout", StudentCrashed: "crash"}.get(type(exc), "broken")
-            self.runs[cell.index] = CellRun(cell.index, status, exc.reason, "", cell.note)
-            self._restart()
-            return
-        error = reply.get("error")
+            self._process = None
+            return CellRun(cell.index, status, exc.reason, "", cell.note)
+        finally:
+            self._unfrozen_seconds += time.monotonic() - start
         status = "ok" if reply.get("ok") is True else "error"
-        text = None if status == "ok" else _error_text(error)
-        self.runs[cell.index] = CellRun(cell.index, status, text, str(reply.get("output", ""))[:10_000], cell.note)
+        text = None if status == "ok" else _error_text(reply.get("error"))
+        return CellRun(cell.index, status, text, str(reply.get("output", ""))[:10_000], cell.note)
 
-    def _restart(self) -> None:
-        """A fresh process with every cell replayed but those that hung or crashed."""
-        self.restarts += 1
-        if self._process is not None and self._process.alive:
-            self._process.close()
-        if self.restarts > MAX_RESTARTS:
-            self._dead_reason = f"the student process failed {MAX_RESTARTS} times; grading stopped"
+    def _freeze(self, held: int, force: bool = False) -> None:
+        """Keep the state of the worker (which holds the first ``held`` kept cells) in a snapshot,
+        if enough cell time ran since the last one."""
+        process = self._process
+        if process is None or self._frozen == held:
+            return
+        if not force and self._unfrozen_seconds < max(SNAPSHOT_SECONDS, self._snapshot_seconds / SNAPSHOT_COST_SHARE):
+            return
+        start = time.monotonic()
+        try:
+            frozen = process.snapshot()
+        except StudentProcessError:
             self._process = None
             return
-        self._process = self.sandbox.spawn()
-        generation = self.restarts
-        for cell in self.cells:
-            run = self.runs.get(cell.index)
-            if run is None:
-                return  # still loading: the caller runs the remaining cells
-            if run.status in ("ok", "error") and cell.source.strip():
-                self._run_cell(cell)
-                if self.restarts != generation:
-                    return  # that replay failed and restarted (and replayed) again
+        finally:
+            self._snapshot_seconds = time.monotonic() - start
+        if frozen is None:
+            return  # no fork possible (the student's processes fill its limit): no snapshot this time
+        if self._template is not None and not self._template.root:
+            self._template.close()
+        self._template, self._frozen, self._unfrozen_seconds = frozen, held, 0.0
+
+    # -- the worker -------------------------------------------------------------------------------
+
+    def _worker(self) -> StudentProcess | None:
+        """A live worker that holds every kept cell (a fork of the snapshot, or a fresh start); None once dead."""
+        while self._dead is None and (self._process is None or not self._process.alive):
+            self._process = None
+            try:
+                if self._template is None or not self._template.alive:
+                    self._fresh_start()
+                    continue
+                self._process = self._template.fork()
+            except StudentProcessError:
+                self._drop_template()
+                continue
+            self.forks += 1
+            self._replay()
+        return self._process
+
+    def _fresh_start(self) -> None:
+        """A new root template from the zygote: the kept cells are all replayed."""
+        if self._root is not None:
+            self._root.close()
+        self._root = self._template = None
+        if self._spawns > MAX_RESTARTS:
+            self._dead = StudentCrashed(f"the student process failed {MAX_RESTARTS} times; grading stopped", "grading")
+            return
+        self.restarts, self._spawns = self._spawns, self._spawns + 1
+        self._root = self._template = self.sandbox.spawn()
+        self._frozen, self._unfrozen_seconds = 0, 0.0
+
+    def _drop_template(self) -> None:
+        """The snapshot is unusable: the next worker starts afresh."""
+        if self._template is not None and not self._template.root:
+            self._template.close()
+        self._template = None
+
+    def _replay(self) -> None:
+        """Run again, in the new worker, the kept cells that the snapshot does not hold."""
+        i = self._frozen
+        while i < len(self._kept) and self._process is not None:
+            cell = self._kept[i]
+            run = self._run(self._process, cell)
+            if run.status in ("ok", "error"):
+                i += 1
+                self._freeze(i)
+                continue
+            self.runs[cell.index] = run  # it failed this time: it is no longer replayed
+            del self._kept[i]
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _budget_left(self, what: str) -> None:
+        """Raise once the submission's CPU or wall-clock budget is spent (and stop grading it)."""
+        budget = self.limits.budget_seconds
+        if self._dead is None and (
+            self.cpu_spent >= budget or time.monotonic() - self._started >= budget * self.limits.wall_factor
+        ):
+            self._dead = BudgetSpent(budget, what)
+            self.close()
+        if self._dead is not None:
+            raise self._dead
+
+    def _measured(self, process: StudentProcess, request: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:
+        """One request within its limit; its CPU time (wall-clock time if unreadable) is charged."""
+        self._budget_left(what)
+        start = time.monotonic()
+        self._log.append((start, self.cpu_spent))
+        try:
+            return process.request(request, seconds, what)
+        finally:
+            used = process.last_cpu
+            self.cpu_spent += (time.monotonic() - start) if used is None else used
+            self.last_cpu = used
 
     def _request(self, request: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:
-        if self._dead_reason is not None:
-            raise StudentCrashed(self._dead_reason, what)
+        self._budget_left(what)
+        process = self._worker()
+        if process is None:
+            assert self._dead is not None
+            raise self._dead
         try:
-            return self._process.request(request, seconds, what)
+            return self._measured(process, request, seconds, what)
         except (StudentTimeout, StudentCrashed, BrokenReply):
-            self._restart()
+            self._process = None
             raise
 
     def close(self) -> None:
         if self._process is not None:
             self._process.close()
             self._process = None
+        if self._template is not None and not self._template.root:
+            self._template.close()
+        self._template = None
+        if self._root is not None:
+            self._root.close()
+            self._root = None

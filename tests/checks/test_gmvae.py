@@ -2,6 +2,7 @@
 
 import pytest
 
+from autograder.checks.gmvae import STABLE_LOGITS_CHECK
 from examples.flawed import FLAWS
 from tests.checks.conftest import failed, score
 
@@ -103,6 +104,7 @@ def test_points_match_the_contract():
 
 _FLAW = {f.student: f.source for f in FLAWS}
 FAR = {"far from every cluster: finite rows that sum to 1", "far from every cluster: the mass goes to the most likely cluster"}
+STABLE = STABLE_LOGITS_CHECK
 C4_ENTROPY = {"K = 1 reduces to the VAE ELBO", "the entropy of q(z|x) uses q's own variance σ̃²"}
 
 
@@ -184,7 +186,11 @@ def expected_log_gaussian_sympy(mu_q, s_q, mu_p, s_p):
     q = sympy.exp(-(z - mu_q) ** 2 / (2 * s_q**2)) / sympy.sqrt(2 * sympy.pi * s_q**2)
     return sympy.Integral(q * (-(z - mu_p) ** 2 / (2 * s_p**2)), (z, -sympy.oo, sympy.oo))
 ''', {"symbolically equal to the lemma", "built from the symbols it is given"}),
-    ("C4", "log(sigmoid(·)) reconstruction", _FLAW["log_sigmoid"], {"logits of ±100 give finite values"}),
+    ("C4", "log(sigmoid(·)) reconstruction", _FLAW["log_sigmoid"], {STABLE}),
+    # Right at ±100 only, where BCE's clamp of log at −100 happens to coincide with the truth.
+    ("C4", "BCE of sigmoid(·) reconstruction", _elbo(recon="-F.binary_cross_entropy(torch.sigmoid(x_logits), "
+                                                   "x.expand_as(x_logits), reduction='none').sum(-1).mean(0)"),
+     {STABLE}),
     ("C4", "seed §3.5 entropy: cluster variances and 2π", _FLAW["seed_entropy"],
      {"ELBO values with one sample (L = 1)"} | C4_ENTROPY),
     ("C4", "entropy with the cluster variances, 2π dropped",
@@ -217,10 +223,10 @@ def _mutant(bug: str, qid: str | None = None) -> tuple[str, str]:
 def test_failure_message_for_log_sigmoid_shows_the_call_and_hint(grade):
     qid, source = _mutant("log(sigmoid(·)) reconstruction")
     results = grade(source, qid)
-    message = next(r.message for r in results if r.check == "logits of ±100 give finite values")
-    assert message.startswith('C4 gmvae_elbo — property "logits of ±100 give finite values" failed (public)')
+    message = next(r.message for r in results if r.check == STABLE)
+    assert message.startswith(f'C4 gmvae_elbo — property "{STABLE}" failed (public)')
     assert "call     : gmvae_elbo(x=" in message and "(shrunk)" in message
-    assert "hint     : compute the reconstruction from logits with a stable form" in message
+    assert "hint     : your reconstruction goes wrong for large logits: log(sigmoid(ℓ))" in message
 
 
 def test_failure_message_for_exp_normalise_names_the_stable_form(grade):
@@ -228,14 +234,15 @@ def test_failure_message_for_exp_normalise_names_the_stable_form(grade):
     results = grade(source, qid)
     message = next(r.message for r in results if r.check == "far from every cluster: finite rows that sum to 1")
     assert "call     : gmvae_responsibilities(z=" in message
-    assert "NaN" in message and "hint     : work in log space" in message
+    assert "NaN" in message and "hint     : your gamma breaks far from the clusters" in message
 
 
 @pytest.mark.parametrize("bug, says", [
-    ("2π left out of the normaliser", ["differ by a constant", "keep the whole normaliser"]),
+    ("2π left out of the normaliser", ["differ by a constant", "off by a constant: check the normaliser's 2π"]),
     ("standard deviations used as variances", ["wrong dependence on", "standard deviations, not variances"]),
-    ("missing ½ on q's spread", ["wrong dependence on s_q", "square it, and keep the ½"]),
-    ("an unevaluated integral", ["cannot be graded", "'Integral'", "hint     : sympy.integrate left the integral"]),
+    ("missing ½ on q's spread", ["wrong dependence on s_q", "check its power and its ½"]),
+    # the integral is evaluated (C3 accepts one that evaluates); this one lacks the normaliser's log term
+    ("an unevaluated integral", ["not equal to E_q[log p]", "wrong dependence on s_p"]),
 ])
 def test_symbolic_failures_say_which_term_is_wrong(grade, bug, says):
     qid, source = _mutant(bug, "C3")

@@ -1,9 +1,13 @@
 """Checks of Part A: correct solutions in any style earn full marks, each trap loses its points."""
 
+import math
+
 import pytest
+import torch
 
 from autograder.checks import QUESTIONS
 from autograder.checks import kl as checks
+from autograder.sandbox.runtime import builders
 from reference import kl_optima
 from tests.checks.conftest import failed, reference_source, score
 
@@ -58,7 +62,8 @@ VALUE_A3 = "value estimates KL(q‖p) − log Z, float32 and float64"
 VALUE_A4 = "value estimates the cross-entropy H(p, q), float32 and float64"
 FAR_A4 = "stable when log_p_tilde is far from 0 (±1e4)"
 FORWARD_A5 = "forward KL lands on moment matching"
-RIGHT_A5, LEFT_A5 = "reverse KL from (1.5, 1.0) seeks the right-hand mode", "reverse KL from (−1.5, 1.0) seeks the left-hand mode"
+RIGHT_A5 = "reverse KL from a start right of the centre seeks the right-hand mode"
+LEFT_A5 = "reverse KL from a start left of the centre seeks the left-hand mode"
 SCENARIOS = [c.name for c in QUESTIONS["A1"] if c.points]
 FORMAT_A1 = "KL_SCENARIOS maps 1, 2, 3 to letters A-D"
 A2_CHECKS = [c.name for c in QUESTIONS["A2"]]
@@ -157,7 +162,17 @@ _fit = fit_gaussian_to_mixture
 def fit_gaussian_to_mixture(p, direction, init_loc, init_scale):
     loc, scale = _fit(p, direction, init_loc, init_scale)
     return loc, scale ** 2
-''', {FORWARD_A5}),
+''', {FORWARD_A5, RIGHT_A5, LEFT_A5}),  # drawn reverse scales are far from 1, where s² ≈ s
+    ("A5", "the contract's example optima, memorised", '''
+def fit_gaussian_to_mixture(p, direction, init_loc, init_scale):
+    if direction == "forward":
+        return 0.0, math.sqrt(10.0)
+    return (2.984306, 1.023369) if init_loc > p.mean.item() else (-2.984306, 1.023369)
+''', {FORWARD_A5, RIGHT_A5, LEFT_A5}),
+    ("A5", "no descent: the start returned", '''
+def fit_gaussian_to_mixture(p, direction, init_loc, init_scale):
+    return float(init_loc), float(init_scale)
+''', {FORWARD_A5, RIGHT_A5, LEFT_A5}),
     ("A5", "tensors instead of floats", reference_source("fit_gaussian_to_mixture") + '''
 _fit = fit_gaussian_to_mixture
 def fit_gaussian_to_mixture(p, direction, init_loc, init_scale):
@@ -200,7 +215,7 @@ def test_statistical_failure_reports_call_statistic_and_hint(grade):
     assert message.startswith(f'A3 reverse_kl_loss — statistical test "{GRADIENT_A3}" failed (hidden)')
     assert "call     : reverse_kl_loss(q=<normal(loc=" in message and "n_samples=4096)" in message
     assert "n = 4096 samples" in message and "threshold |z| ≤ 5.33" in message and "false-fail probability" in message
-    assert "hint     : draw x = q.rsample((n_samples,)), not q.sample()" in message
+    assert "hint     : your gradient w.r.t. loc is not the reparameterised one" in message
 
 
 def test_a1_failure_names_the_expected_letter(grade):
@@ -213,18 +228,57 @@ def test_a1_missing_keys_hint_at_the_format(grade):
     results = grade('KL_SCENARIOS = {1: "C", 2: "B"}', "A1")
     assert failed(results) == {FORMAT_A1, SCENARIOS[2]}
     message = next(r.message for r in results if r.check == FORMAT_A1)
-    assert "no entry for scenario 3" in message and "with int keys" in message
+    assert "no entry for scenario 3" in message and "see the contract of A1" in message
 
 
-def test_mode_constants_are_the_quadrature_optima():
+def test_the_cheap_mode_search_finds_the_full_searchs_mode():
     minima = kl_optima.reverse_kl_local_minima(3.0)
     mode = max(minima, key=lambda f: f.loc)
-    assert mode.loc == pytest.approx(checks._MODE_LOC, abs=1e-6)
-    assert mode.scale == pytest.approx(checks._MODE_SCALE, abs=1e-6)
-    # every wrong answer (other basin, the centre, forward's moment matching) is outside the tolerances
-    forward = kl_optima.forward_kl_minimum(3.0)
-    for wrong in [*(f for f in minima if f is not mode), forward]:
-        assert abs(wrong.loc - mode.loc) > 2 * checks._REVERSE_TOL[0] or abs(wrong.scale - mode.scale) > 2 * checks._REVERSE_TOL[1]
+    assert checks._unit_mode(3.0) == pytest.approx((mode.loc, mode.scale), abs=1e-9)
+    assert checks._unit_mode(3.0) == pytest.approx((2.984306, 1.023369), abs=1e-6)  # the contract's numbers
+
+
+def _every_wrong_answer(case, direction: str, m: float | None = None) -> list[tuple[float, float]]:
+    """The contract's example optima, the start, and for reverse the other mode, the centre, the moments."""
+    wrong = [(0.0, math.sqrt(10.0)), (2.984306, 1.023369), (-2.984306, 1.023369), case.start]
+    if direction == "reverse":
+        locs, s = case.params["locs"].double(), case.params["scales"][0].item()
+        c = locs.mean().item()
+        wrong += [(2 * c - case.expected[0], case.expected[1]), (c, s * kl_optima.centre_scale(m)),
+                  (c, s * math.sqrt(1 + m**2))]
+    return wrong
+
+
+@pytest.mark.parametrize("seed", range(0, 4000, 97))
+def test_drawn_fits_keep_every_wrong_answer_beyond_twice_the_tolerance(seed):
+    cases = [("forward", checks._forward_case(seed), None)]
+    for side in (1, -1):
+        case = checks._reverse_case(seed, side)
+        m = (case.params["locs"][1] - case.params["locs"][0]).item() / 2 / case.params["scales"][0].item()
+        cases.append(("reverse", case, round(m * 4) / 4))
+    for direction, case, m in cases:
+        for wrong in _every_wrong_answer(case, direction, m):
+            assert any(abs(w - e) > 2 * t for w, e, t in zip(wrong, case.expected, case.tol)), (direction, wrong, case)
+
+
+def test_drawn_targets_are_not_the_contracts_example():
+    reverse = {tuple(checks._reverse_case(seed, 1).params["locs"].tolist()) for seed in range(200)}
+    forward = {tuple(checks._forward_case(seed).params["locs"].tolist()) for seed in range(200)}
+    assert (-3.0, 3.0) not in reverse and len(reverse) > 150 and len(forward) > 150
+
+
+@pytest.mark.parametrize("m", [3.0, pytest.param(4.5, marks=pytest.mark.slow)])
+def test_every_start_the_draw_can_make_is_inside_the_modes_basin(m):
+    """The quadrature descent from each corner of the start box lands on the right-hand mode (x ↦ c + s·x is a symmetry)."""
+    from reference.kl import fit_gaussian_to_mixture
+
+    p = builders.normal_mixture_1d(torch.zeros(2, dtype=torch.float64), torch.tensor([-m, m], dtype=torch.float64),
+                                   torch.ones(2, dtype=torch.float64))
+    loc, scale = checks._unit_mode(m)
+    for x0 in (checks._START_LOCS[0] * m, checks._START_LOCS[1] * m):
+        for sigma0 in (checks._START_SCALES[0][0], checks._START_SCALES[-1][-1]):
+            got = fit_gaussian_to_mixture(p, "reverse", x0, sigma0)
+            assert got == pytest.approx((loc, scale), abs=1e-3), (x0, sigma0)
 
 
 def test_statistics_per_check_keep_the_false_fail_probability_below_1e6():

@@ -40,6 +40,42 @@ def test_other_correct_styles_score_full_marks(grade, qid):
     assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
 
 
+#: Styles that touch what the runtime measures without cheating: a custom autograd.Function for the
+#: straight-through estimator, a namedtuple result, in-place arithmetic on private clones.
+MEASURED_STYLES = [
+    ("D1", '''
+import collections
+Quantized = collections.namedtuple("Quantized", "z_q indices")
+class _StraightThrough(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z_e, e):
+        return e.clone()
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+def quantize(z_e, codebook):
+    idx = torch.cdist(z_e.reshape(-1, z_e.shape[-1]).double(), codebook.double()).argmin(1).reshape(z_e.shape[:-1])
+    return Quantized(_StraightThrough.apply(z_e, codebook[idx].detach()), idx)
+'''),
+    ("D3", '''
+def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1e-5):
+    K = cluster_size.shape[0]
+    onehot = F.one_hot(indices.reshape(-1), K).to(embed_sum.dtype)
+    N = cluster_size.clone().mul_(decay).add_((1 - decay) * onehot.sum(0))
+    m = embed_sum.clone()
+    m.mul_(decay).add_((1 - decay) * onehot.T @ z_e.reshape(-1, z_e.shape[-1]).to(m.dtype))
+    total = N.sum()
+    return m / ((N + eps) / (total + K * eps) * total)[:, None], N, m
+'''),
+]
+
+
+@pytest.mark.parametrize("qid, source", MEASURED_STYLES, ids=[q for q, _ in MEASURED_STYLES])
+def test_styles_near_the_measurements_score_full_marks(grade, qid, source):
+    results = grade(source, qid)
+    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
+
+
 MUTANTS = [
     ("D1", "detach on the wrong side", '''
 def quantize(z_e, codebook):
@@ -63,6 +99,11 @@ def quantize(z_e, codebook):
     idx = (z_e[..., None, :] - codebook).abs().sum(-1).argmin(-1)
     return z_e + (codebook[idx] - z_e).detach(), idx
 ''', {"nearest code by squared distance, z_q = codebook[indices]"}),
+    ("D1", "identity when z_e requires grad, no quantiser behind it", '''
+def quantize(z_e, codebook):
+    idx = ((z_e[..., None, :] - codebook) ** 2).sum(-1).argmin(-1)
+    return (z_e * 1.0 if z_e.requires_grad else codebook[idx]), idx
+''', {"straight-through gradient: identity to z_e, nothing to the codebook"}),
     ("D2", "stop-gradients swapped", '''
 def vq_losses(z_e, codebook, indices, beta=0.25):
     e = codebook[indices]
@@ -91,6 +132,20 @@ def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1
     smoothed = (cluster_size + eps) / (total + K * eps) * total
     return embed_sum / smoothed[:, None], cluster_size, embed_sum
 ''', {"inputs are not modified in place"}),
+    ("D3", "indices sorted in place", '''
+def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1e-5):
+    K, Dm = embed_sum.shape
+    flat = z_e.reshape(-1, Dm)
+    order = indices.reshape(-1).argsort()
+    flat, idx = flat[order], indices.view(-1).sort().values
+    indices.view(-1)[:] = idx  # the caller's indices, rewritten
+    n = torch.bincount(idx, minlength=K).to(cluster_size.dtype)
+    s = torch.zeros_like(embed_sum).index_add(0, idx, flat.to(embed_sum.dtype))
+    N = cluster_size * decay + n * (1 - decay)
+    m = embed_sum * decay + s * (1 - decay)
+    total = N.sum()
+    return m / ((N + eps) / (total + K * eps) * total)[:, None], N, m
+''', {"inputs are not modified in place"}),
 ]
 
 
@@ -107,4 +162,4 @@ def test_failure_messages_show_the_call_expected_got_and_hint(grade):
     message = next(r.message for r in results if r.status == "failed")
     assert message.startswith('D1 quantize — gradient "straight-through gradient')
     assert "call     : quantize(z_e=" in message and "(shrunk)" in message
-    assert "hint     : the Jacobian of z_q w.r.t. z_e must be the identity (straight-through)" in message
+    assert "hint     : your dL/dz_e is minus the upstream gradient: the stop-gradient sits on the wrong term" in message

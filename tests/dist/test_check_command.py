@@ -12,12 +12,11 @@ import pytest
 
 import autograder.cli as cli
 from autograder.checks import CheckResult
-from autograder.checks.framework import FAILURE_TEMPLATE
+from autograder.checks.framework import FailureRecord
 
-MESSAGE = FAILURE_TEMPLATE.format(
-    qid="B2", name="covariance_from_scale_tril", kind="value", check="Σ = L Lᵀ", visibility="public",
-    call="covariance_from_scale_tril(L=tensor([[2.]]))", shrunk="  (shrunk)", expected="tensor([[4.]])",
-    got="raised ValueError: [/oops] [bold red]no", detail="", hint="Σ = L @ L.mT",
+FAILURE = FailureRecord(
+    "raised ValueError: [/oops] [bold red]no", kind="value", call="covariance_from_scale_tril(L=tensor([[2.]]))",
+    shrunk=True, expected="tensor([[4.]])", got="raised ValueError: [/oops] [bold red]no", hint="Σ = L @ L.mT",
 )
 
 
@@ -30,17 +29,17 @@ def _run(monkeypatch, capsys, tmp_path, results, status="ok", qids=("B2",)):
     return code, capsys.readouterr().out
 
 
-def _result(status: str, message: str = "") -> CheckResult:
-    return CheckResult("B2", "Σ = L Lᵀ", "public", 1.0 if status == "passed" else 0.0, 1.0, status, message)
+def _result(status: str, failure: FailureRecord | None = None) -> CheckResult:
+    return CheckResult("B2", "Σ = L Lᵀ", "public", 1.0 if status == "passed" else 0.0, 1.0, status, failure)
 
 
 def test_a_failure_shows_its_check_reason_and_input_in_the_table_and_exits_1(monkeypatch, capsys, tmp_path):
-    code, out = _run(monkeypatch, capsys, tmp_path, [_result("error", MESSAGE)])
+    code, out = _run(monkeypatch, capsys, tmp_path, [_result("error", FAILURE)])
     assert code == 1
     row = next(line for line in out.splitlines() if line.startswith("│ B2"))
     assert "failed" in row and "Σ = L Lᵀ (error): got raised ValueError: [/oops] [bold red]no" in row
     assert "covariance_from_scale_tril(L=tensor([[2.]]))" in row and "(shrunk)" not in row
-    assert MESSAGE in out  # the full message follows, student text verbatim (no markup)
+    assert _result("error", FAILURE).message in out  # the full message follows, student text verbatim (no markup)
 
 
 def test_all_passed_exits_0(monkeypatch, capsys, tmp_path):
@@ -48,7 +47,7 @@ def test_all_passed_exits_0(monkeypatch, capsys, tmp_path):
     assert code == 0 and "Public checks passed" in out
 
 
-@pytest.mark.parametrize("results", [[], [_result("skipped", "not run: the notebook did not run")]])
+@pytest.mark.parametrize("results", [[], [_result("skipped", FailureRecord("not run: the notebook did not run"))]])
 def test_nothing_run_is_not_a_pass(monkeypatch, capsys, tmp_path, results):
     code, out = _run(monkeypatch, capsys, tmp_path, results, status="a cell raised SyntaxError [x]")
     assert code == 1

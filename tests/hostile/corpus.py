@@ -226,7 +226,7 @@ def leaks():
             continue
         for f in files:
             path = os.path.join(root, f)
-            inside_python = any(path.startswith(r.rstrip("/") + "/") for r in PYTHON)
+            inside_python = any(path == r or path.startswith(r.rstrip("/") + "/") for r in PYTHON)
             if f in markers or any(p in path for p in ours) or (path.startswith(REPO + "/") and not inside_python):
                 found.append(path)
     return found

@@ -5,7 +5,10 @@ socket to the grader, the *control* channel: fork requests come in, events
 go out. Each fork request carries a fresh socket (SCM_RIGHTS), the only
 channel the forked student process gets; the child closes the control
 socket before it runs any student code, so no student process can read
-another student's requests or forge an event::
+another student's requests or forge an event. Each child then confines
+itself (``child.become_student``): IPC and mount namespaces of its own, a
+bounded tmpfs over the scratch folder made here, no capabilities, its own
+uid, resource limits and a seccomp filter::
 
     {"op": "fork", "limits": {...}} + a socket  → the child answers on that socket
                                                   ({"event": "started"}, then replies);

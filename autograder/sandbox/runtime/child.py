@@ -14,9 +14,14 @@ worth. Operations::
      "grad": [{"output": int | null, "cotangent": tensor | null}] | null,
      "return_args": bool}
         → {"ok": true, "value": ..., "grads": [{grad id: tensor | null}] | null,
-           "args_after": {"args": [...], "kwargs": {...}} | null}
+           "args_after": {"args": [...], "kwargs": {...},
+                          "modified": {"args": [reason | null], "kwargs": {name: reason | null}}} | null}
         | {"ok": false, "error": error}
     {"op": "exit"}
+
+Gradients and ``args_after`` are measurements: they use torch as it was
+before student code ran and fail (``guard.Tampered``) when student code
+changed what they rely on.
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ import builtins
 import ctypes
 import inspect
 import io
+import json
 import os
 import random
 import resource
+import signal
+import socket
+import struct
 import sys
 import tempfile
 import traceback
@@ -35,11 +44,12 @@ from typing import Any
 
 import torch
 
-from . import builders, wire
+from . import builders, confine, guard, seccomp, wire
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
 _KEEP_CHARS = 4000
+SCRATCH_BYTES = 256 * 2**20  # the student's tmpfs scratch (and /dev/shm), taken out of its memory limit
 
 
 class BoundedText(io.TextIOBase):
@@ -74,17 +84,26 @@ class BoundedText(io.TextIOBase):
 
 
 def become_student(limits: dict[str, Any], scratch: str) -> None:
-    """Apply the sandbox limits to this (freshly forked) process, for good."""
+    """Apply the sandbox limits to this (freshly forked) process, for good.
+
+    Own IPC and mount namespaces with a bounded tmpfs scratch (its size comes
+    out of the memory limit), no capabilities, the student's uid, resource
+    limits, and last the seccomp filter.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0)
     uid = limits.get("uid")
+    scratch_bytes = min(SCRATCH_BYTES, int(limits["memory_bytes"]) // 4)
+    bounded = confine.private_scratch(scratch, uid, scratch_bytes)
+    confine.drop_bounding_set()
     if uid is not None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
+    confine.clear_capabilities()
     libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     vm_bytes = _vm_size_bytes()
-    memory = vm_bytes + int(limits["memory_bytes"])
+    memory = vm_bytes + int(limits["memory_bytes"]) - (scratch_bytes if bounded else 0)
     rl = resource
     for which, value in (
         (rl.RLIMIT_AS, memory),
@@ -103,6 +122,7 @@ def become_student(limits: dict[str, Any], scratch: str) -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+    seccomp.install()
 
 
 def _vm_size_bytes() -> int:
@@ -186,21 +206,28 @@ class Responder:
             return {"ok": False, "error": _error(exc)}
 
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
-        leaves: dict[str, torch.Tensor] = {}
-        args = [wire.decode(a, build_fn=builders.build, leaves=leaves) for a in request["args"]]
-        kwargs = {k: wire.decode(v, build_fn=builders.build, leaves=leaves) for k, v in request["kwargs"].items()}
-        self._seed(int(request["seed"]))
+        grad, return_args = request.get("grad"), bool(request.get("return_args"))
+        measured = bool(grad) or return_args
+        purpose = guard.GRADIENTS if grad else guard.ARGUMENTS
         try:
+            if measured:
+                _SNAPSHOT[0].verify(purpose)  # before decoding: the leaves come from wire
+            leaves: dict[str, torch.Tensor] = {}
+            args = [wire.decode(a, build_fn=builders.build, leaves=leaves) for a in request["args"]]
+            kwargs = {k: wire.decode(v, build_fn=builders.build, leaves=leaves) for k, v in request["kwargs"].items()}
+            inputs, given = tuple(leaves.items()), (tuple(args), tuple(kwargs.items()))
+            records = _records(given) if return_args else None
+            self._seed(int(request["seed"]))
             fn = self.namespace[request["name"]]
-            value = fn(*args, **kwargs)
-            grads = None
-            if request.get("grad"):
-                grads = [self._grads(value, g, leaves) for g in request["grad"]]
-            encoded = wire.encode(value, lenient=True)
-            encoded_grads = None if grads is None else [wire.encode(g, lenient=True) for g in grads]
-            after = None
-            if request.get("return_args"):
-                after = wire.encode({"args": args, "kwargs": kwargs}, lenient=True)
+            value = guard.plain(fn(*args, **kwargs))
+            encoded_grads = after = None
+            if measured:
+                _SNAPSHOT[0].verify(purpose)
+                grads = [self._grads(value, g, inputs) for g in grad or ()]
+                _SNAPSHOT[0].verify(purpose)  # a backward of the student's ran in between
+                encoded_grads = [wire.encode(g) for g in grads] if grad else None
+                after = None if records is None else wire.encode(_after(given, records))
+            encoded = wire.encode(value, lenient=True)  # last: encoding a student object may run its code
         except BaseException as exc:  # noqa: BLE001
             self.output.take()
             return {"ok": False, "error": _error(exc)}
@@ -208,28 +235,160 @@ class Responder:
         return {"ok": True, "value": encoded, "grads": encoded_grads, "args_after": after}
 
     @staticmethod
-    def _grads(value: Any, request: dict[str, Any], leaves: dict[str, torch.Tensor]) -> dict[str, Any]:
-        out = value if request.get("output") is None else value[request["output"]]
-        if not isinstance(out, torch.Tensor) or not out.requires_grad:
-            return {name: None for name in leaves}
+    def _grads(value: Any, request: dict[str, Any], inputs: tuple[tuple[str, torch.Tensor], ...]) -> dict[str, Any]:
+        """The gradients of one output of ``value`` w.r.t. the leaf arguments, by the engine (``guard``)."""
+        out = guard.item(value, request.get("output"))
         cot = request.get("cotangent")
-        cot = torch.ones_like(out) if cot is None else wire.tensor_from_wire(cot).to(out.dtype)
-        names = list(leaves)
-        grads = torch.autograd.grad(out, [leaves[n] for n in names], cot, retain_graph=True, allow_unused=True)
-        return dict(zip(names, grads))
+        cot = None if cot is None else wire.tensor_from_wire(cot)
+        grads = guard.gradients(out, tuple(t for _, t in inputs), cot) if inputs else ()
+        return {name: g for (name, _), g in zip(inputs, grads)}
+
+
+def _records(given: tuple[tuple[Any, ...], tuple[tuple[str, Any], ...]]) -> tuple[tuple[guard.Before, ...], ...]:
+    """Private records of every argument tensor before the call, one tuple per argument."""
+    args, kwargs = given
+    return tuple(tuple(guard.before(t) for t in guard.tensors_in(v)) for v in (*args, *(v for _, v in kwargs)))
+
+
+def _after(given: tuple[tuple[Any, ...], tuple[tuple[str, Any], ...]],
+           records: tuple[tuple[guard.Before, ...], ...]) -> dict[str, Any]:
+    """The arguments as they are now (the runtime's own objects) and, per argument, how it was modified."""
+    args, kwargs = given
+    reasons = [next((r for r in map(guard.change, rs) if r is not None), None) for rs in records]
+    return {"args": list(args), "kwargs": dict(kwargs),
+            "modified": {"args": reasons[: len(args)], "kwargs": {k: r for (k, _), r in zip(kwargs, reasons[len(args):])}}}
 
 
 def serve(rfd: int, wfd: int) -> None:
-    """The student process's loop: one reply per request, until ``exit``."""
+    """The student process: a template with an empty namespace, which forks the first worker.
+
+    Student code runs only in workers. A worker asked for a ``snapshot``
+    forks a child that stays frozen with the state of every cell run so far:
+    the next template. A crash then costs a fork from the template
+    (milliseconds), never a replay of the cells before it; the worker itself
+    goes on untouched (same process, same threads). Template operations, on a
+    channel of its own::
+
+        {"op": "fork"} + a socket  → a worker answers on that socket ({"event": "started"} first);
+                                     → {"event": "forked", "ok": bool}
+        {"op": "reap"}             → its worker killed and waited for → {"event": "reaped", "status": int | null}
+        end of input or "exit"     → the template exits (its worker is left alone)
+
+    and in a worker, besides the operations above::
+
+        {"op": "snapshot"} + a socket → the template answers on that socket ({"event": "frozen"} first);
+                                        → {"ok": bool}
+    """
     responder = Responder()
     sys.stdout = sys.stderr = responder.output
-    pid = os.getpid()
+    if wfd != rfd:
+        os.close(wfd)
+    _template(rfd, responder, None)
+
+
+def _receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """One request and the descriptors that came with it; ``EOFError`` when the grader is gone."""
+    header, fds, _, _ = socket.recv_fds(sock, 8, 2)
+    if not header:
+        raise EOFError("the grader closed the channel")
+    header += wire.read_exactly(sock.fileno(), 8 - len(header))
+    (size,) = struct.unpack("!Q", header)
+    if size > wire.MAX_FRAME_BYTES:
+        raise EOFError("a frame too large")
+    request = json.loads(wire.read_exactly(sock.fileno(), size))
+    return (request if isinstance(request, dict) else {}), fds
+
+
+def _reap(worker: int | None) -> int | None:
+    """Kill and wait for this template's worker; its wait status."""
+    if worker is None:
+        return None
+    try:
+        os.kill(worker, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        return os.waitpid(worker, 0)[1]
+    except ChildProcessError:
+        return None
+
+
+def _template(channel: int, responder: Responder, worker: int | None) -> None:
+    """Serve template operations on ``channel`` until it closes (see ``serve``)."""
+    sock = socket.socket(fileno=channel)
     while True:
-        request = wire.read_frame(rfd)
-        if request.get("op") == "exit":
+        try:
+            request, fds = _receive(sock)
+        except (EOFError, OSError, ValueError):
             os._exit(0)
-        reply = responder.handle(request)
-        if os.getpid() != pid:
-            os._exit(0)  # a process the student forked came back here: it may not answer
-        reply["id"] = request.get("id")
-        wire.write_frame(wfd, reply)
+        op = request.get("op")
+        if op == "reap":
+            status, worker = _reap(worker), None
+            wire.write_frame(channel, {"event": "reaped", "status": status})
+        elif op == "fork" and len(fds) == 1:
+            _reap(worker)
+            try:
+                worker = os.fork()
+            except OSError:
+                os.close(fds[0])
+                worker = None
+                wire.write_frame(channel, {"event": "forked", "ok": False})
+                continue
+            if worker == 0:
+                sock.close()
+                _work(fds[0], fds[0], responder)
+            os.close(fds[0])
+            wire.write_frame(channel, {"event": "forked", "ok": True})
+        else:
+            os._exit(0)
+
+
+def _work(rfd: int, wfd: int, responder: Responder) -> None:
+    """A worker's loop: one reply per request, until ``exit``; never returns."""
+    try:
+        pid = os.getpid()
+        frozen: list[int] = []  # its snapshots, reaped once the grader has let them go
+        wire.write_frame(wfd, {"event": "started"})
+        sock = socket.socket(fileno=rfd)
+        while True:
+            request, fds = _receive(sock)
+            frozen = [t for t in frozen if _running(t)]
+            if request.get("op") == "exit":
+                os._exit(0)
+            if request.get("op") == "snapshot" and len(fds) == 1:
+                try:
+                    child = os.fork()
+                except OSError as exc:
+                    os.close(fds[0])
+                    wire.write_frame(wfd, {"id": request.get("id"), "ok": False, "error": _error(exc)})
+                    continue
+                if child == 0:
+                    sock.close()
+                    wire.write_frame(fds[0], {"event": "frozen"})
+                    _template(fds[0], responder, None)
+                os.close(fds[0])
+                frozen.append(child)
+                wire.write_frame(wfd, {"id": request.get("id"), "ok": True})
+                continue
+            for fd in fds:
+                os.close(fd)
+            reply = responder.handle(request)
+            if os.getpid() != pid:
+                os._exit(0)  # a process the student forked came back here: it may not answer
+            reply["id"] = request.get("id")
+            wire.write_frame(wfd, reply)
+    finally:
+        os._exit(70)
+
+
+def _running(child: int) -> bool:
+    """Whether this worker's snapshot ``child`` still runs (reaping it if not)."""
+    try:
+        return os.waitpid(child, os.WNOHANG)[0] == 0
+    except ChildProcessError:
+        return False
+
+
+#: Taken at import, in the zygote before any student code (a list, so that taking it adds no name to check).
+_SNAPSHOT: list[guard.Snapshot] = []
+_SNAPSHOT.append(guard.Snapshot((sys.modules[__name__], wire, builders, guard)))

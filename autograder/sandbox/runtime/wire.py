@@ -2,9 +2,11 @@
 
 Both sides import this module: the grader to encode arguments and decode
 replies, the student process to decode arguments and encode return values.
-Frames are length-prefixed JSON. Decoding is strict and bounded: a hostile
-reply can make a check fail, never make the grader run code or run out of
-memory.
+Frames are length-prefixed JSON. Decoding is strict, bounded and total: a
+hostile reply can make a check fail, never make the grader run code, run out
+of memory or raise anything but ``WireError``. Text is made valid where it
+enters (``loads``): a lone surrogate becomes its backslash escape, so every
+string the grader holds can be written as UTF-8.
 
 Encoding (JSON values, tags start with ``$``)::
 
@@ -47,6 +49,9 @@ _DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 
 MAX_FRAME_BYTES = 256 * 2**20
 MAX_DEPTH = 32
+MAX_DIMS = 16
+MAX_ELEMENTS = 2**36  # product of a tensor's non-zero dimensions (an empty tensor holds no memory, but is used)
+_INT_RANGE = range(-(2**63), 2**63)
 _HEADER = struct.Struct("!Q")
 
 
@@ -84,6 +89,48 @@ class SympyTree:
     tree: Any
 
 
+def valid_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by its backslash escape (valid UTF-8 from then on)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def valid_strings(obj: Any) -> Any:
+    """``valid_text`` applied in place to every string (keys too) of parsed JSON ``obj``; iterative."""
+    if isinstance(obj, str):
+        return valid_text(obj)
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            for i, v in enumerate(node):
+                if isinstance(v, str):
+                    node[i] = valid_text(v)
+                elif isinstance(v, (list, dict)):
+                    stack.append(v)
+        elif isinstance(node, dict):
+            items = [(valid_text(k), valid_text(v) if isinstance(v, str) else v) for k, v in node.items()]
+            node.clear()
+            node.update(items)
+            stack.extend(v for _, v in items if isinstance(v, (list, dict)))
+    return obj
+
+
+def loads(body: bytes) -> Any:
+    """Parse one JSON frame from an untrusted side, with ``valid_strings`` applied.
+
+    Raises ``ValueError`` (bad UTF-8 or JSON, an integer of more than 4300
+    digits) or ``RecursionError`` (deep nesting), as ``json.loads`` does.
+    """
+    obj = json.loads(body)
+    if b"\\ud" in body or b"\\uD" in body or b"\xed" in body:  # only then can a surrogate be in there
+        valid_strings(obj)
+    return obj
+
+
 def tensor_to_wire(t: torch.Tensor, grad_id: str | None = None) -> dict[str, Any]:
     with torch._C.DisableTorchFunction():
         data = torch.Tensor.detach(t).cpu().contiguous()
@@ -105,11 +152,16 @@ def tensor_from_wire(obj: dict[str, Any]) -> torch.Tensor:
     dtype_name = obj.get("$t")
     shape = obj.get("s")
     data = obj.get("d")
-    if dtype_name not in DTYPES or not isinstance(shape, list) or not isinstance(data, str):
+    if not isinstance(dtype_name, str) or dtype_name not in DTYPES or not isinstance(shape, list) \
+            or not isinstance(data, str):
         raise WireError("malformed tensor")
-    if len(shape) > 16 or not all(isinstance(s, int) and 0 <= s < 2**40 for s in shape):
+    if len(shape) > MAX_DIMS or not all(type(s) is int and 0 <= s < 2**40 for s in shape) \
+            or math.prod(s for s in shape if s) > MAX_ELEMENTS:
         raise WireError(f"malformed tensor shape {shape!r:.80}")
-    raw = base64.b64decode(data, validate=True)
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError:
+        raise WireError("tensor data is not base64") from None
     dtype = DTYPES[dtype_name]
     n = math.prod(shape)
     if len(raw) != n * torch.empty((), dtype=dtype).element_size():
@@ -139,14 +191,18 @@ def _encode(value: Any, _depth: int, lenient: bool) -> Any:
     if _depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
     kind = type(value)  # never isinstance: a student's class can claim any __class__
-    if value is None or issubclass(kind, (bool, str)):
+    if value is None or issubclass(kind, bool):
         return value
+    if issubclass(kind, str):
+        return str.__str__(value)
     if issubclass(kind, int):
-        if not -(2**63) <= value < 2**63:
+        exact = int.__int__(value)  # a subclass's own __int__ or comparisons are never asked
+        if exact not in _INT_RANGE:
             raise WireError("integer out of range")
-        return int(value)
+        return exact
     if issubclass(kind, float):
-        return value if math.isfinite(value) else {"$f": repr(float(value))}
+        exact = float.__float__(value)
+        return exact if math.isfinite(exact) else {"$f": repr(exact)}
     if issubclass(kind, torch.Tensor):
         return tensor_to_wire(value)
     if kind is Leaf:
@@ -162,12 +218,12 @@ def _encode(value: Any, _depth: int, lenient: bool) -> Any:
         for k, v in value.items():
             if not issubclass(type(k), (str, int)) or issubclass(type(k), bool):
                 raise WireError(f"dict key of type {type(k).__name__} is not supported")
-            items.append([k, encode(v, _depth + 1, lenient=lenient)])
+            items.append([_encode(k, _depth + 1, lenient), encode(v, _depth + 1, lenient=lenient)])
         return {"$dict": items}
     if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
         return tensor_to_wire(torch.as_tensor(value))
     if type(value).__module__.startswith("sympy"):
-        return {"$sym": _sympy_tree(value, 0)}
+        return {"$sym": _sympy_tree(value)}
     raise WireError(f"values of type {type(value).__name__} cannot be sent")
 
 
@@ -176,11 +232,18 @@ def decode(obj: Any, *, build_fn=None, leaves: dict | None = None, _depth: int =
 
     Student side only: ``build_fn(kind, params)`` rebuilds callables, and
     tensors tagged with a grad id become leaves that require grad, collected
-    in ``leaves`` by id.
+    in ``leaves`` by id. Total over any parsed JSON: ``WireError`` or a value
+    (strings valid, integers in the 64-bit range the encoder keeps to).
     """
     if _depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
-    if obj is None or isinstance(obj, (bool, str, int, float)):
+    if obj is None or isinstance(obj, (bool, float)):
+        return obj
+    if isinstance(obj, str):
+        return valid_text(obj)
+    if isinstance(obj, int):
+        if obj not in _INT_RANGE:
+            raise WireError("integer out of range")
         return obj
     if isinstance(obj, list):
         return [decode(v, build_fn=build_fn, leaves=leaves, _depth=_depth + 1) for v in obj]
@@ -192,46 +255,76 @@ def decode(obj: Any, *, build_fn=None, leaves: dict | None = None, _depth: int =
         if leaves is not None and isinstance(obj.get("g"), str):
             leaves[obj["g"]] = tensor.requires_grad_(True)
         return tensor
-    if tag == "$f" and obj["$f"] in ("nan", "inf", "-inf"):
+    if tag == "$f" and isinstance(obj["$f"], str) and obj["$f"] in ("nan", "inf", "-inf"):
         return float(obj["$f"])
     if tag == "$tuple" and isinstance(obj[tag], list):
         return tuple(decode(v, build_fn=build_fn, leaves=leaves, _depth=_depth + 1) for v in obj[tag])
     if tag == "$dict" and isinstance(obj[tag], list):
         out = {}
         for item in obj[tag]:
-            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], (str, int))):
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], (str, int))
+                    and not isinstance(item[0], bool)):
                 raise WireError("malformed dict item")
-            out[item[0]] = decode(item[1], build_fn=build_fn, leaves=leaves, _depth=_depth + 1)
+            key = decode(item[0], _depth=_depth + 1)
+            out[key] = decode(item[1], build_fn=build_fn, leaves=leaves, _depth=_depth + 1)
         return out
-    if tag == "$fn" and build_fn is not None:
+    if tag == "$fn" and build_fn is not None and isinstance(obj.get("p"), dict):
         params = {k: decode(v, build_fn=build_fn, leaves=leaves, _depth=_depth + 1) for k, v in obj["p"].items()}
         return build_fn(obj["$fn"], params)
     if tag == "$sym":
         return SympyTree(obj["$sym"])
     if tag == "$obj" and isinstance(obj["$obj"], str):
-        return Opaque(obj["$obj"][:100])
+        return Opaque(valid_text(obj["$obj"][:100]))
     raise WireError(f"unknown tag {tag!r:.40}")
 
 
-def _sympy_tree(expr: Any, depth: int) -> Any:
-    """``expr`` as ``[class name, *children]`` with numbers as strings (student side)."""
-    if depth > 200:
-        raise WireError("sympy expression nested too deeply")
+SYMPY_MAX_NODES = 10_000  # student side: a larger or deeper expression is sent as ["Oversized"]
+SYMPY_MAX_DEPTH = 200
+
+
+class _Oversized(Exception):
+    """A sympy expression beyond ``SYMPY_MAX_NODES`` or ``SYMPY_MAX_DEPTH``."""
+
+
+def _sympy_tree(expr: Any) -> Any:
+    """``expr`` as ``[class name, *children]`` with numbers and names as strings (student side).
+
+    Constants (``pi``, ``E``, ``I``, ``oo``, ``True``, …) are ``["Constant", name]``.
+    An expression of more than ``SYMPY_MAX_NODES`` nodes (a shared subexpression
+    counts at every use), nested deeper than ``SYMPY_MAX_DEPTH`` or holding an
+    integer of more than 1000 digits is sent as ``["Oversized"]``, which the
+    grader refuses with a reason.
+    """
     import sympy
 
-    if isinstance(expr, sympy.Symbol):
-        return ["Symbol", str(expr.name)]
-    if isinstance(expr, sympy.Integer):
-        return ["Integer", str(int(expr))]
-    if isinstance(expr, sympy.Rational):
-        return ["Rational", str(int(expr.p)), str(int(expr.q))]
-    if isinstance(expr, sympy.Float):
-        return ["Float", repr(float(expr))]
-    if isinstance(expr, sympy.NumberSymbol) or expr in (sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
-        return ["Constant", str(expr)]
-    if not isinstance(expr, sympy.Basic):
-        raise WireError(f"a {type(expr).__name__} inside a sympy expression cannot be sent")
-    return [type(expr).__name__, *[_sympy_tree(a, depth + 1) for a in expr.args]]
+    special = {sympy.oo: "oo", -sympy.oo: "-oo", sympy.zoo: "zoo", sympy.nan: "nan", sympy.I: "I",
+               sympy.true: "True", sympy.false: "False"}
+    budget = [SYMPY_MAX_NODES]
+
+    def node(e: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > SYMPY_MAX_DEPTH:
+            raise _Oversized
+        if not isinstance(e, sympy.Basic):
+            raise WireError(f"a {type(e).__name__} inside a sympy expression cannot be sent")
+        if isinstance(e, sympy.Symbol):
+            return ["Symbol", str(e.name)]
+        if isinstance(e, sympy.Rational):
+            if max(abs(e.p), e.q).bit_length() > 3300:
+                raise _Oversized
+            return ["Integer", str(int(e.p))] if e.q == 1 else ["Rational", str(int(e.p)), str(int(e.q))]
+        if isinstance(e, sympy.Float):
+            return ["Float", repr(float(e))]
+        if isinstance(e, sympy.NumberSymbol):
+            return ["Constant", str(e)]
+        if e in special:
+            return ["Constant", special[e]]
+        return [type(e).__name__, *[node(a, depth + 1) for a in e.args]]
+
+    try:
+        return node(expr, 0)
+    except _Oversized:
+        return ["Oversized"]
 
 
 # -- frames ------------------------------------------------------------------
@@ -268,7 +361,7 @@ def read_frame(fd: int) -> dict[str, Any]:
     (size,) = _HEADER.unpack(read_exactly(fd, _HEADER.size))
     if size > MAX_FRAME_BYTES:
         raise WireError(f"frame of {size} bytes is too large")
-    message = json.loads(read_exactly(fd, size))
+    message = loads(read_exactly(fd, size))
     if not isinstance(message, dict):
         raise WireError("a frame must hold a JSON object")
     return message

@@ -1,0 +1,198 @@
+"""The grader's end of a socket to one sandboxed process, and the clocks that limit a request.
+
+Every byte read is attributed by the kernel to the process that wrote it
+(``SO_PASSCRED``): a channel is bound to the first process that writes to
+it, and a frame written by any other process (a child or a daemon of the
+student holding the same socket) breaks the protocol. Time limits count
+the CPU time of that process, which the grader reads from ``/proc`` (the
+student cannot fake it); wall-clock time is only a backstop, so a loaded
+machine does not fail correct code.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from autograder.sandbox.errors import BrokenReply, StudentCrashed, StudentTimeout
+from autograder.sandbox.runtime import wire
+
+POLL_SECONDS = 0.05
+_TICK = os.sysconf("SC_CLK_TCK")
+_CREDS = struct.Struct("3i")
+
+
+class ZygoteSpoke(Exception):
+    """The watched descriptor became readable while waiting on a channel."""
+
+
+class CpuClock:
+    """CPU seconds used by one process (its threads and the children it reaped), read from ``/proc``.
+
+    The file stays open, so the clock keeps reading that process and never
+    a later one that reuses its pid.
+    """
+
+    def __init__(self, pid: int) -> None:
+        try:
+            self._fd: int | None = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def seconds(self) -> float | None:
+        """CPU seconds so far, or None if the process cannot be read (gone, or not visible)."""
+        if self._fd is None:
+            return None
+        try:
+            text = os.pread(self._fd, 4096, 0)
+        except OSError:
+            return None
+        fields = text[text.rfind(b")") + 2 :].split()  # the name may hold spaces and parentheses
+        try:
+            return sum(int(f) for f in fields[11:15]) / _TICK  # utime, stime, cutime, cstime
+        except ValueError:
+            return None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass(frozen=True)
+class Meter:
+    """The limit of one request: ``seconds`` of the clock's CPU time, and a wall-clock backstop.
+
+    Without a readable clock the limit is on wall-clock time, as a plain timer.
+    """
+
+    seconds: float
+    wall_seconds: float
+    started: float
+    clock: CpuClock | None
+    cpu_start: float | None
+
+    @classmethod
+    def start(cls, seconds: float, wall_factor: float, clock: CpuClock | None = None) -> Meter:
+        cpu = None if clock is None else clock.seconds()
+        wall = seconds * wall_factor if cpu is not None else seconds
+        return cls(seconds, wall, time.monotonic(), clock if cpu is not None else None, cpu)
+
+    def cpu(self) -> float | None:
+        """CPU seconds used since the start (None if unknown)."""
+        if self.clock is None or self.cpu_start is None:
+            return None
+        now = self.clock.seconds()
+        return None if now is None else max(0.0, now - self.cpu_start)
+
+    def wait(self, what: str) -> float:
+        """Seconds to wait before looking again; raises ``StudentTimeout`` once a limit is passed."""
+        wall_left = self.started + self.wall_seconds - time.monotonic()
+        if wall_left <= 0:
+            clock = "wall-clock" if self.clock is not None else None
+            raise StudentTimeout(self.wall_seconds, what, clock)
+        used = self.cpu()
+        if used is None:
+            return wall_left
+        if used > self.seconds:
+            raise StudentTimeout(self.seconds, what)
+        return max(0.001, min(wall_left, POLL_SECONDS, self.seconds - used))
+
+
+def wall(seconds: float) -> Meter:
+    """A plain wall-clock limit (for the zygote and the templates, which run no student work)."""
+    return Meter.start(seconds, 1.0)
+
+
+class Channel:
+    """One non-blocking unix socket to a sandboxed process, bound to the process that writes to it."""
+
+    def __init__(self, sock: socket.socket, max_bytes: int, watch: int | None = None) -> None:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock, self.max_bytes, self.watch = sock, max_bytes, watch
+        self.writer: int | None = None
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def _chunk(self, n: int, meter: Meter, what: str) -> bytes:
+        while True:
+            fds = [self.sock.fileno()] if self.watch is None else [self.sock.fileno(), self.watch]
+            ready, _, _ = select.select(fds, [], [], meter.wait(what))
+            if self.sock.fileno() not in ready:
+                if ready:
+                    raise ZygoteSpoke()
+                continue
+            try:
+                data, ancillary, _, _ = self.sock.recvmsg(min(n, 1 << 20), socket.CMSG_SPACE(_CREDS.size))
+            except BlockingIOError:
+                continue
+            except OSError:
+                data, ancillary = b"", []
+            if not data:
+                raise StudentCrashed("it closed its channel", what)
+            self._check_writer(ancillary, what)
+            return data
+
+    def _check_writer(self, ancillary: list[tuple[int, int, bytes]], what: str) -> None:
+        pids = [_CREDS.unpack(d[: _CREDS.size])[0] for level, kind, d in ancillary
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(d) >= _CREDS.size]
+        pid = pids[0] if pids else 0
+        if self.writer is None:
+            self.writer = pid
+        elif pid != self.writer:
+            raise BrokenReply("a frame written by another process", what)
+
+    def _read(self, n: int, meter: Meter, what: str) -> bytes:
+        chunks, got = [], 0
+        while got < n:
+            chunk = self._chunk(n - got, meter, what)
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+    def receive(self, meter: Meter, what: str) -> dict[str, Any]:
+        """One frame within ``meter``'s limits; typed errors for time-outs, EOF and garbage."""
+        size = int.from_bytes(self._read(8, meter, what), "big")
+        if size > self.max_bytes:
+            raise BrokenReply(f"a reply of {size} bytes is over the {self.max_bytes}-byte limit", what)
+        body = self._read(size, meter, what)
+        try:
+            message = wire.loads(body)  # strings made valid where they enter
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, 5000-digit integers, deep nesting
+            raise BrokenReply(f"invalid JSON ({exc.__class__.__name__})", what) from None
+        if not isinstance(message, dict):
+            raise BrokenReply("a reply must be a JSON object", what)
+        return message
+
+    def send(self, message: dict[str, Any], seconds: float, what: str, fds: Sequence[int] = ()) -> None:
+        """Write one frame within ``seconds`` of wall time (a process that never reads cannot block us);
+        ``fds`` travel with its first bytes. ``OSError`` if the other end is gone."""
+        view = memoryview(wire.encode_frame(message))
+        deadline = time.monotonic() + seconds
+        while fds:
+            try:
+                view, fds = view[socket.send_fds(self.sock, [view[:8]], list(fds)) :], ()
+            except BlockingIOError:
+                if not select.select([], [self.sock.fileno()], [], max(0.0, deadline - time.monotonic()))[1]:
+                    raise StudentTimeout(seconds, what, "wall-clock") from None
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StudentTimeout(seconds, what, "wall-clock")
+            _, ready, _ = select.select([], [self.sock.fileno()], [], remaining)
+            if ready:
+                try:
+                    view = view[self.sock.send(view) :]
+                except BlockingIOError:
+                    continue
+
+    def close(self) -> None:
+        self.sock.close()
