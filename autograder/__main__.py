@@ -1,3 +1,8 @@
-from autograder.cli import main
+import sys
 
-raise SystemExit(main())
+try:
+    from autograder.cli import main
+except KeyboardInterrupt:  # Ctrl-C while torch is still importing: no traceback
+    sys.exit(130)
+
+sys.exit(main())

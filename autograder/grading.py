@@ -20,7 +20,7 @@ from autograder import __version__
 from autograder.checks import QUESTIONS, CheckResult, run_check, skipped
 from autograder.checks.framework import PUBLIC, QUESTION_SECONDS, Check, FailureRecord, Status
 from autograder.contract import BY_ID, QUESTION_IDS
-from autograder.notebook import Answer, CodeCell, NotebookError, defined_names, read_notebook
+from autograder.notebook import CodeCell, NotebookError, defined_names, read_notebook
 from autograder.sandbox.errors import StudentProcessError
 from autograder.sandbox.process import Sandbox
 from autograder.sandbox.session import CellRun, StudentSession
@@ -41,7 +41,6 @@ class Graded:
     scores: dict[str, float]
     checks: tuple[CheckResult, ...]
     cells: tuple[CellRun, ...]
-    answers: dict[str, Answer]
     gradable: bool
     seconds: float = field(compare=False, default=0.0)
     grader_errors: tuple[str, ...] = field(compare=False, default=())
@@ -93,7 +92,7 @@ def grading_failed(reason: str, log: str, *, qids: tuple[str, ...] = QUESTION_ID
                    seconds: float = 0.0) -> Graded:
     """A submission whose grading failed as a whole: every check skipped with ``reason`` as its status."""
     results = tuple(skipped(c, reason) for checks in _questions(qids, public_only).values() for c in checks)
-    return Graded("", reason, question_scores(results, qids), results, (), {}, False, seconds, (log,))
+    return Graded("", reason, question_scores(results, qids), results, (), False, seconds, (log,))
 
 
 def _questions(qids: tuple[str, ...], public_only: bool) -> dict[str, tuple[Check, ...]]:
@@ -178,7 +177,7 @@ def _grade(data: bytes, sandbox: Sandbox, seed: int, qids: tuple[str, ...], publ
         notebook = read_notebook(data)
     except NotebookError as exc:
         results = tuple(skipped(c, exc.reason) for q in qids for c in questions[q])
-        return Graded(key, exc.reason, question_scores(results, qids), results, (), {}, False, time.monotonic() - start)
+        return Graded(key, exc.reason, question_scores(results, qids), results, (), False, time.monotonic() - start)
     results: list[CheckResult] = []
     errors: list[str] = []
     with StudentSession(sandbox, notebook.code_cells) as session:
@@ -208,4 +207,4 @@ def _grade(data: bytes, sandbox: Sandbox, seed: int, qids: tuple[str, ...], publ
                     stop = f"not run: an earlier check of {qid} ended with a {result.status}"
     checks = tuple(results)
     return Graded("" if errors else key, _status(cells, checks), question_scores(checks, qids), checks, cells,
-                  notebook.answers, not errors, time.monotonic() - start, tuple(errors))
+                  not errors, time.monotonic() - start, tuple(errors))

@@ -31,7 +31,7 @@ from autograder.contract import QUESTION_IDS
 from autograder.escape import FIELD_CHARS, clip, csv_text, csv_value, md_text
 from autograder.reports import GradebookRow, render_gradebook, write_atomic
 from autograder.review import RUBRIC, SCORE_COLUMNS, WrittenQuestion, load_rubric, read_key
-from autograder.runner import student_dir
+from autograder.discovery import student_dir
 
 WRITTEN_MARKER = "<!-- written answers: merged by `python -m autograder merge` -->"
 MERGED = "merged_scores.csv"

@@ -37,7 +37,7 @@ from autograder.escape import csv_text, csv_value
 from autograder.notebook import Answer, NotebookError, read_notebook
 from autograder.reports.atomic import write_atomic
 from autograder.reports.markdown import render_markdown
-from autograder.runner import discover
+from autograder.discovery import discover
 
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC = ROOT / "student_template" / "rubric.toml"

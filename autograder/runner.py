@@ -16,14 +16,13 @@ a fresh pool.
 from __future__ import annotations
 
 import collections
-import errno
-import hashlib
+import dataclasses
 import json
 import multiprocessing
 import os
-import stat
+import signal
+import threading
 import traceback
-import unicodedata
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -34,9 +33,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from autograder.grading import Graded, grade_notebook, grader_error, grading_failed, one_line, submission_key
-from autograder.notebook import MAX_NOTEBOOK_BYTES
-from autograder.reports.class_report import render_class_report
+from autograder.discovery import Submission, SubmissionError, discover, job_submission, read_submission, student_dir
+from autograder.grading import Graded, grade_notebook, grader_error, grading_failed, submission_key
+from autograder.reports.class_report import render_class_report, render_timing
 from autograder.reports import (
     GradebookRow,
     read_summary,
@@ -52,15 +51,6 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Submission:
-    """A student's notebook (``path``), or why there is no single one (``problem``)."""
-
-    student: str
-    path: Path | None
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
 class Outcome:
     """What the class-level report needs of one graded (or resumed) job."""
 
@@ -69,121 +59,10 @@ class Outcome:
     status: str
     gradable: bool
     resumed: bool
-    seconds: float
+    note: str | None = None  # e.g. which of several uploaded notebooks was graded
 
 
-CLASS_LEVEL_NAMES = frozenset({"gradebook.csv", "report.html", "review"})  # what a run writes next to the students' folders
-MAX_FOLDER_BYTES = 100  # of a student's folder name before its hash (a file name may have 255)
 GRADER_LOG = "grader-error.log"
-_LINK = "is a symbolic link; submit the notebook itself"
-
-
-class SubmissionError(Exception):
-    """A submission that cannot be read as one regular notebook file; ``reason`` is its status."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _notebooks(folder: Path) -> tuple[list[Path], list[Path]]:
-    """The notebooks directly in ``folder``, and the symbolic links named like one (refused)."""
-    found = sorted(p for p in folder.iterdir() if p.suffix == ".ipynb" and not p.name.startswith("."))
-    return [p for p in found if not p.is_symlink() and p.is_file()], [p for p in found if p.is_symlink()]
-
-
-def _student_id(name: str) -> str:
-    """A file or folder name as a student id: valid Unicode (undecodable bytes become U+FFFD), NFC."""
-    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return unicodedata.normalize("NFC", text)
-
-
-def discover(folder: Path) -> list[Submission]:
-    """``folder/<student>.ipynb`` or ``folder/<student>/<one>.ipynb``, sorted by student id.
-
-    A symbolic link (to a notebook or a folder) is that student's problem; an
-    unreadable student folder too.
-    """
-    found: dict[str, list[Path]] = {}
-    problems: dict[str, str] = {}
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_symlink():
-            if entry.suffix == ".ipynb" or entry.is_dir():
-                student = _student_id(entry.stem if entry.suffix == ".ipynb" else entry.name)
-                problems.setdefault(student, one_line(f"{entry.name} {_LINK}", 300))
-                found.setdefault(student, [])
-        elif entry.is_file() and entry.suffix == ".ipynb":
-            found.setdefault(_student_id(entry.stem), []).append(entry)
-        elif entry.is_dir():
-            student = _student_id(entry.name)
-            try:
-                paths, links = _notebooks(entry)
-            except OSError as exc:
-                problems.setdefault(student, one_line(f"the student's folder could not be read ({exc.strerror})"))
-                paths, links = [], []
-            if links:
-                problems.setdefault(student, one_line(f"{links[0].relative_to(folder)} {_LINK}", 300))
-            found.setdefault(student, []).extend(paths)
-    return [Submission(s, None, problems[s]) if s in problems else _submission(s, paths, folder)
-            for s, paths in sorted(found.items())]
-
-
-def _submission(student: str, paths: list[Path], folder: Path) -> Submission:
-    """``student``'s submission from the notebooks found for it: gradable when there is exactly one."""
-    if not paths:
-        return Submission(student, None, "no notebook found in the student's folder")
-    if len(paths) > 1:
-        names = ", ".join(str(p.relative_to(folder)) for p in paths)
-        return Submission(student, None, one_line(f"{len(paths)} notebooks for one student ({names}); keep one", 300))
-    if paths[0].lstat().st_size > MAX_NOTEBOOK_BYTES:
-        return Submission(student, None, f"notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
-    return Submission(student, paths[0])
-
-
-def read_submission(path: Path, root: Path) -> bytes:
-    """The bytes of the regular file ``path`` inside ``root``, opened without following any symbolic link
-    below ``root`` (``O_NOFOLLOW`` at every step, so a file swapped for a link after discovery is refused too)."""
-    parts = path.relative_to(root).parts
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            for part in parts[:-1]:
-                parent, fd = fd, os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
-                os.close(parent)
-            file_fd = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        links = [Path(*parts[: i + 1]) for i in range(len(parts)) if root.joinpath(*parts[: i + 1]).is_symlink()]
-        if links or exc.errno == errno.ELOOP:
-            raise SubmissionError(one_line(f"{links[0] if links else path.relative_to(root)} {_LINK}", 300)) from None
-        raise SubmissionError(one_line(f"the notebook could not be read ({exc.strerror})")) from None
-    with os.fdopen(file_fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise SubmissionError("the notebook is not a regular file")
-        data = f.read(MAX_NOTEBOOK_BYTES + 1)
-    if len(data) > MAX_NOTEBOOK_BYTES:
-        raise SubmissionError(f"notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
-    return data
-
-
-def student_dir(out: Path, student: str) -> Path:
-    """The output folder of ``student``: never outside ``out``, never a class-level file, one per student.
-
-    A name that had to be changed (a character replaced, a leading dot, a
-    class-level name, cut to ``MAX_FOLDER_BYTES`` of UTF-8) gets a ``_`` prefix
-    and a hash of the original, so two students never share a folder; the
-    original id stays in the gradebook.
-    """
-    safe = "".join(ch if ch.isprintable() and ch not in "/\\" else "_" for ch in student)
-    short = safe.encode("utf-8", "replace")[:MAX_FOLDER_BYTES].decode("utf-8", "ignore")
-    if short == student and safe and not safe.startswith((".", "_")) and safe.lower() not in CLASS_LEVEL_NAMES:
-        return out / safe
-    digest = hashlib.sha256(student.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return out / f"_{short}-{digest}"
 
 
 def write_reports(out: Path, student: str, graded: Graded) -> None:
@@ -191,15 +70,17 @@ def write_reports(out: Path, student: str, graded: Graded) -> None:
     write_reports_in(student_dir(out, student), student, graded)
 
 
-def write_reports_in(folder: Path, student: str, graded: Graded) -> None:
-    """``write_reports`` into ``folder`` itself (one job per container, as Gradescope runs it)."""
+def write_reports_in(folder: Path, student: str, graded: Graded, timed: bool = False) -> None:
+    """``write_reports`` into ``folder`` itself (one job per container, as Gradescope runs it).
+
+    ``timed`` (a job of its own, never a class) puts ``execution_time`` into results.json."""
     write_atomic(folder / "feedback.md", render_feedback(student, graded))
     write_atomic(folder / "run.json", json.dumps({"seconds": round(graded.seconds, 3)}) + "\n")
     if graded.grader_errors:
         write_atomic(folder / GRADER_LOG, "\n".join(graded.grader_errors))
     else:
         (folder / GRADER_LOG).unlink(missing_ok=True)  # from an earlier run
-    write_atomic(folder / "results.json", render_results(graded))  # last: its key marks the job done
+    write_atomic(folder / "results.json", render_results(graded, timed=timed))  # last: its key marks the job done
 
 
 _SANDBOX: Sandbox | None = None
@@ -241,17 +122,17 @@ def grade_job(student: str, data: bytes, seed: int, out: Path) -> Outcome:
     return _written(student_dir(out, student), student, graded)
 
 
-def _written(folder: Path, student: str, graded: Graded) -> Outcome:
+def _written(folder: Path, student: str, graded: Graded, timed: bool = False) -> Outcome:
     """``write_reports_in``; reports that cannot be rendered become a grader-error report (or only the log)."""
     try:
-        write_reports_in(folder, student, graded)
+        write_reports_in(folder, student, graded, timed)
     except Exception as exc:  # noqa: BLE001 - a report bug costs this student's grade, not the batch
         graded = grading_failed(grader_error("the reports", exc), traceback.format_exc(), seconds=graded.seconds)
         try:
-            write_reports_in(folder, student, graded)
+            write_reports_in(folder, student, graded, timed)
         except Exception:  # noqa: BLE001 - not even a plain report: the gradebook row and the log say why
             write_atomic(folder / GRADER_LOG, graded.grader_errors[0] + traceback.format_exc())
-    return Outcome(student, graded.scores, graded.status, graded.gradable, False, graded.seconds)
+    return Outcome(student, graded.scores, graded.status, graded.gradable, False)
 
 
 def _resumed(out: Path, student: str, key: str) -> Outcome | None:
@@ -262,36 +143,30 @@ def _resumed(out: Path, student: str, key: str) -> Outcome | None:
         return None
     if summary is None or summary["key"] != key:
         return None
-    return Outcome(student, summary["scores"], summary["status"], bool(summary.get("gradable", True)), True, 0.0)
+    return Outcome(student, summary["scores"], summary["status"], bool(summary.get("gradable", True)), True)
 
 
 def grade_submission(submission: Path, results: Path, seed: int = 0) -> Outcome:
-    """Grade one submission, a notebook or a folder holding one, into ``results/`` itself.
+    """Grade one upload — a notebook, or a folder holding it (subfolders are searched) — into ``results/``.
 
     The job of a Gradescope container (``/autograder/submission`` →
-    ``/autograder/results``) or of any cluster worker.
+    ``/autograder/results``). With several notebooks in the upload, the
+    outcome's ``note`` says which one was graded and why.
     """
-    if submission.is_dir():
-        paths, links = _notebooks(submission)
-        root = submission
-        sub = _submission(_student_id(submission.name), paths, root)
-        if links:
-            sub = Submission(sub.student, None, one_line(f"{links[0].name} {_LINK}", 300))
-    else:
-        root = submission.parent
-        sub = _submission(_student_id(submission.stem), [submission], root)
+    job = job_submission(submission)
+    sub = job.submission
     try:
-        data = None if sub.path is None else read_submission(sub.path, root)
+        data = None if sub.path is None else read_submission(sub.path, job.root)
     except SubmissionError as exc:
         sub, data = Submission(sub.student, None, exc.reason), None
     graded = _ungradable(sub, seed) if data is None else grade_notebook(data, sandbox=_worker_sandbox(), seed=seed)
-    return _written(results, sub.student, graded)
+    return dataclasses.replace(_written(results, sub.student, graded, timed=True), note=job.note)
 
 
 def _ungradable(sub: Submission, seed: int) -> Graded:
     """A submission without a single notebook: graded as an empty notebook, with its problem as status."""
     graded = grade_notebook(b"", sandbox=_worker_sandbox(), seed=seed)
-    return Graded(graded.key, sub.problem or "", graded.scores, graded.checks, (), {}, False)
+    return Graded(graded.key, sub.problem or "", graded.scores, graded.checks, (), False)
 
 
 def _problem(out: Path, sub: Submission, seed: int) -> Outcome:
@@ -320,6 +195,7 @@ def grade_class(
         on_start(len(subs))
     outcomes: list[Outcome] = []
     todo: list[tuple[str, bytes]] = []
+    notebooks: dict[str, bytes] = {}
     for sub in subs:
         if sub.problem is not None:
             outcomes.append(_problem(out, sub, seed))
@@ -333,6 +209,7 @@ def grade_class(
             if on_done:
                 on_done(outcomes[-1])
             continue
+        notebooks[sub.student] = data
         resumed = _resumed(out, sub.student, submission_key(data, seed))
         if resumed is not None:
             outcomes.append(resumed)
@@ -340,16 +217,46 @@ def grade_class(
                 on_done(resumed)
         else:
             todo.append((sub.student, data))
-    for outcome in _run(todo, seed, out, jobs) if cluster is None else _run_cluster(todo, seed, out, cluster):
-        outcomes.append(outcome)
-        if on_done:
-            on_done(outcome)
+    running = _run(todo, seed, out, jobs) if cluster is None else _run_cluster(todo, seed, out, cluster)
+    try:
+        for outcome in running:
+            outcomes.append(outcome)
+            if on_done:
+                on_done(outcome)
+    except KeyboardInterrupt:
+        _exit_on_a_second_interrupt()
+        running.close()  # kills the pool's workers, or cancels the cluster's tasks
+        close_worker_sandbox()  # and this process's own student process (-j 1)
+        raise
     rows = [GradebookRow(o.student, o.scores, o.status) for o in outcomes]
     write_atomic(out / "gradebook.csv", render_gradebook(rows))
     _keep_written_scores(out)
     dirs = {o.student: student_dir(out, o.student) for o in outcomes}
-    write_atomic(out / "report.html", render_class_report(out, dirs))
+    write_atomic(out / "timing.csv", render_timing(out, dirs))
+    write_atomic(out / "report.html", render_class_report(out, dirs, _similarity(out, notebooks)))
     return sorted(outcomes, key=lambda o: o.student)
+
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "student_template" / "assignment.ipynb"
+
+
+def _similarity(out: Path, notebooks: dict[str, bytes]) -> str:
+    """``similarity.csv`` of the class's code (the distributed template is boilerplate); the report's section."""
+    from autograder.course.similarity import notebook_code, rank, shared_spans
+    from autograder.reports.similarity import render_similarity_csv, render_similarity_section
+
+    codes = {student: notebook_code(data) for student, data in notebooks.items()}
+    boilerplate = notebook_code(TEMPLATE.read_bytes()) if TEMPLATE.is_file() else ""
+    pairs = rank(codes, boilerplate)
+    shared = [shared_spans(p, codes[p.a], codes[p.b], boilerplate) for p in pairs if p.flagged][:10]
+    write_atomic(out / "similarity.csv", render_similarity_csv(pairs))
+    return render_similarity_section(pairs, shared)
+
+
+def _exit_on_a_second_interrupt() -> None:
+    """While a first Ctrl-C is being handled, a second one exits at once."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 class NoSubmissions(Exception):
@@ -398,9 +305,15 @@ def _run(todo: list[Job], seed: int, out: Path, jobs: int) -> Iterator[Outcome]:
 
 def _pool(queue: collections.deque[Job], seed: int, out: Path, workers: int) -> Generator[Outcome, None, list[Job]]:
     """Run the jobs of ``queue`` with at most ``workers`` in flight; if the pool breaks (a worker died),
-    return the jobs that were in flight (the rest stay queued)."""
+    return the jobs that were in flight (the rest stay queued).
+
+    Closed early (Ctrl-C, or the caller stopped), it kills its workers at once: their sandboxes and
+    student processes die with them, and no queued job starts.
+    """
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_leave_interrupts_to_the_parent)
+    finished = False
+    try:
         running: dict[Future[Outcome], Job] = {}
         while queue or running:
             while queue and len(running) < workers:
@@ -411,10 +324,29 @@ def _pool(queue: collections.deque[Job], seed: int, out: Path, workers: int) -> 
                 try:
                     outcome = future.result()
                 except BrokenProcessPool:
+                    finished = True
                     return list(running.values())
                 del running[future]
                 yield outcome
-    return []
+        finished = True
+        return []
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _stop(pool)
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    """A pool worker ignores Ctrl-C: the parent stops it (one message, no traceback from every worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Kill ``pool``'s workers now and drop its queued jobs (what was written stays written)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _worker_died(job: Job, seed: int, out: Path) -> Outcome:

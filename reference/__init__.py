@@ -34,32 +34,3 @@ from reference.vae import (
     vae_losses,
 )
 from reference.vq import ema_codebook_update, quantize, vq_losses
-
-#: Question id → public name, in the contract's order.
-QUESTION_NAMES: dict[str, str] = {
-    "A1": "KL_SCENARIOS",
-    "A2": "forward_kl_loss",
-    "A3": "reverse_kl_loss",
-    "A4": "forward_kl_loss_is",
-    "A5": "fit_gaussian_to_mixture",
-    "B1": "scale_tril_from_raw",
-    "B2": "covariance_from_scale_tril",
-    "B3": "rsample_full_gaussian",
-    "B4": "full_gaussian_log_prob",
-    "B5": "kl_full_gaussian_standard_normal",
-    "C1": "gmvae_responsibilities",
-    "C2": "expected_log_gaussian",
-    "C3": "expected_log_gaussian_sympy",
-    "C4": "gmvae_elbo",
-    "D1": "quantize",
-    "D2": "vq_losses",
-    "D3": "ema_codebook_update",
-    "E1": "sample_images",
-    "E2": "log_likelihood_mc",
-    "E3": "log_likelihood_is",
-    "E4": "elbo",
-    "E5": "vae_losses",
-    "E6": "kl_mc",
-}
-
-__all__ = ["QUESTION_NAMES", *QUESTION_NAMES.values()]

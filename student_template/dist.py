@@ -4,8 +4,9 @@
 
 It then audits the bundle (``audit``) and exits 1 if anything could leak.
 
-The bundle holds the notebook, the ``autograder`` engine with only the
-public checks (hidden ones are cut from the source), a tape of the values the
+The bundle holds the notebook, the part of the ``autograder`` engine that
+``check`` runs (``GRADER_ONLY`` is left out; the command line offers ``check``
+alone) with only the public checks (hidden ones are cut from the source), a tape of the values the
 public checks expect (recorded by running them on the reference solution),
 and a ``reference`` stub that plays that tape. It holds no code of
 ``reference/`` and nothing a hidden check compares against.
@@ -37,6 +38,25 @@ from autograder.checks.framework import PUBLIC  # noqa: E402
 from autograder.contract import BY_ID, CONTRACT  # noqa: E402
 
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "public_tape.json")
+#: Parts of the engine (paths under ``autograder/``) that only the grader runs: ``check`` needs none of them,
+#: and the bundle's command line offers ``check`` alone (``MAIN``).
+GRADER_ONLY = (
+    "runner.py", "discovery.py", "merge.py", "review.py", "verify.py", "cluster.py", "course",
+    "cli/grade.py", "cli/job.py", "cli/written.py", "cli/course.py", "cli/verify.py",
+    "reports/class_report.py", "reports/similarity.py", "reports/markdown.py",
+)
+
+MAIN = '''"""``python -m autograder``: the student bundle's command line, ``check`` alone."""
+
+import sys
+
+try:
+    from autograder.cli import student_main
+except KeyboardInterrupt:  # Ctrl-C while torch is still importing: no traceback
+    sys.exit(130)
+
+sys.exit(student_main())
+'''
 
 STUB = '''"""Recorded reference values for the public checks.
 
@@ -114,13 +134,19 @@ the input, what was expected, what your code returned and a hint. The
 command runs your notebook in a separate process, as the grader does.
 
 Inside the notebook, after running your cells, check one question (or several,
-or all with `check()`) against the functions of your live kernel; it takes a
-few seconds and returns True when the question's public checks all pass:
+or all with `check()`) against the functions of your live kernel. It takes a
+few seconds and shows a table: for each question, how many public checks
+passed and, for a failed one, its first failure with the input, the expected
+value and what your code returned. The result is true when every public check
+passed, so `assert check("C4")` works too:
 
 ```python
 from autograder import check
 check("C4")
 ```
+
+Run the cell that defines a function before checking it: otherwise `check`
+says it is not defined.
 
 ## Public and hidden checks
 
@@ -200,11 +226,22 @@ def _names(node: ast.stmt) -> list[str]:
     return [t.id for t in targets if isinstance(t, ast.Name)] if all(isinstance(t, ast.Name) for t in targets) else []
 
 
+def shipped(path: Path) -> bool:
+    """Whether the bundle ships ``path``, a file of this repository's ``autograder/`` (not ``GRADER_ONLY``)."""
+    rel = path.relative_to(ROOT / "autograder").as_posix()
+    return not any(rel == part or rel.startswith(f"{part}/") for part in GRADER_ONLY)
+
+
+def _engine() -> list[Path]:
+    """The Python files of the engine that the bundle ships."""
+    return [p for p in sorted((ROOT / "autograder").rglob("*.py")) if shipped(p)]
+
+
 @functools.cache
 def _imported_from_checks() -> dict[str, frozenset[str]]:
-    """``{module: names}`` that modules of the engine import from ``autograder.checks.<family>`` modules."""
+    """``{module: names}`` that shipped modules of the engine import from ``autograder.checks.<family>`` modules."""
     names: dict[str, set[str]] = {}
-    for path in (ROOT / "autograder").rglob("*.py"):
+    for path in _engine():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
                 names.setdefault(node.module, set()).update(a.name for a in node.names)
@@ -261,7 +298,7 @@ def record_tape() -> str:
     with contextlib.redirect_stdout(io.StringIO()):  # the solution's own demo prints
         for cell in read_notebook((ROOT / "examples" / "submissions" / "solution.ipynb").read_bytes()).code_cells:
             exec(compile(cell.source, "<solution>", "exec"), namespace)  # noqa: S102 - our own solution
-    with tapes.recording(reference, list(reference.QUESTION_NAMES.values())) as tape:
+    with tapes.recording(reference, [e.name for e in CONTRACT]) as tape:
         results = run_public_checks(LocalSession(namespace), tuple(BY_ID))
     wrong = [r.message for r in results if r.status != "passed"]
     if wrong:
@@ -297,19 +334,24 @@ def student_readme() -> str:
     )
 
 
+def _ignore(folder: str, names: list[str]) -> set[str]:
+    """What ``build`` leaves out of the copy of ``autograder/``: caches, the tape file, ``GRADER_ONLY``."""
+    return set(IGNORE(folder, names)) | {n for n in names if not shipped(Path(folder) / n)}
+
+
 def build(out: Path) -> Path:
     """Write the bundle to ``out`` and a zip beside it; returns the zip's path."""
     from autograder import __version__
-    from reference import QUESTION_NAMES
 
     if out.exists():
         shutil.rmtree(out)
-    shutil.copytree(ROOT / "autograder", out / "autograder", ignore=IGNORE)
+    shutil.copytree(ROOT / "autograder", out / "autograder", ignore=_ignore)
+    (out / "autograder" / "__main__.py").write_text(MAIN)
     for family, source in stripped_sources().items():
         (out / "autograder" / "checks" / f"{family}.py").write_text(source)
     (out / "autograder" / "checks" / tapes.TAPE_FILE.name).write_text(record_tape())
     (out / "reference").mkdir()
-    names = "\n".join(f"{n} = _recorded({n!r})" for n in QUESTION_NAMES.values() if n != "KL_SCENARIOS")
+    names = "\n".join(f"{n} = _recorded({n!r})" for n in (e.name for e in CONTRACT) if n != "KL_SCENARIOS")
     (out / "reference" / "__init__.py").write_text(STUB.format(names=names))
     shutil.copy(HERE / "assignment.ipynb", out / "assignment.ipynb")
     (out / "README.md").write_text(student_readme())
@@ -373,11 +415,11 @@ def hidden_check_lines() -> set[str]:
     stripped = stripped_sources()
     originals = {f: (checks / f"{f}.py").read_text() for f in FAMILIES}
     removed = set().union(*(_significant_lines(originals[f]) - _significant_lines(stripped[f]) for f in FAMILIES))
-    shipped = set().union(*(_significant_lines(t) for t in stripped.values()))
-    for path in (ROOT / "autograder").rglob("*.py"):
+    kept = set().union(*(_significant_lines(t) for t in stripped.values()))
+    for path in _engine():
         if not (path.parent == checks and path.stem in FAMILIES):
-            shipped |= _significant_lines(path.read_text())
-    return removed - shipped
+            kept |= _significant_lines(path.read_text())
+    return removed - kept
 
 
 def _zip_problems(bundle: Path, files: set[str]) -> list[str]:
@@ -404,9 +446,9 @@ def audit(bundle: Path) -> list[str]:
     Looked for in every file, a notebook's cells included: a significant line
     of ``reference/`` (in the notebook, of its code: the notebook publishes the
     signatures and docstrings) or of the hidden checks' code, and (outside the
-    notebook) the name of a hidden check. Also: ``reference/`` must be the recorded stub
-    alone, the tape must record public checks only, and the zip must hold the
-    folder's files and nothing else.
+    notebook) the name of a hidden check. Also: no ``GRADER_ONLY`` part of the engine,
+    a command line of ``check`` alone, ``reference/`` the recorded stub alone, a tape of
+    public checks only, and a zip of the folder's files and nothing else.
     """
     problems = []
     paths = sorted(p for p in bundle.rglob("*") if p.is_file())
@@ -424,6 +466,10 @@ def audit(bundle: Path) -> list[str]:
         for c in hidden if path.suffix != ".ipynb" else ():
             if c.name in text:
                 problems.append(f"{rel}: names the hidden check {c.qid} {c.name!r}")
+    engine = bundle / "autograder"
+    problems += [f"autograder/{part} is grader-only" for part in GRADER_ONLY if (engine / part).exists()]
+    if not (engine / "__main__.py").is_file() or (engine / "__main__.py").read_text() != MAIN:
+        problems.append("autograder/__main__.py is not the student command line (check alone)")
     stub = bundle / "reference"
     if not stub.is_dir() or sorted(p.name for p in stub.iterdir()) != ["__init__.py"]:
         problems.append("reference/ is not the recorded stub alone")

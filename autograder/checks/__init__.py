@@ -1,8 +1,8 @@
 """Every check of every question, keyed by question id.
 
 ``QUESTIONS["D1"]`` lists the checks of D1 in the order they run; the bodies
-live in one module per part: ``kl`` (A), ``gaussian`` (B), ``gmvae`` (C),
-``vq`` (D), ``vae`` (E).
+live in one module per part: ``kl`` (A), ``gaussian`` (B), ``gmvae`` (C1–C3),
+``gmvae_elbo`` (C4), ``vq`` (D), ``vae`` (E1, E5, E6) and ``vae_estimators`` (E2–E4).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from autograder.checks.framework import Check, CheckResult, run_check, skipped
 from autograder.checks.registry import CHECKS
 from autograder.contract import QUESTION_IDS
 
-FAMILIES = ("kl", "gaussian", "gmvae", "vq", "vae")
+FAMILIES = ("kl", "gaussian", "gmvae", "gmvae_elbo", "vq", "vae", "vae_estimators")
 
 for _family in FAMILIES:
     importlib.import_module(f"autograder.checks.{_family}")

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 import reference
 from autograder.checks import strategies as S
-from autograder.checks.compare import expect_tensor
+from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, UNBATCHED, expect_shape, expect_tensor, expect_unbatched
+from autograder.checks.compare import keeps_dtype
 from autograder.checks.diagnose import Diagnosis, expect_diagnosed
 from autograder.checks.framework import Context, for_all
 from autograder.checks.registry import check
@@ -56,19 +57,20 @@ _KL_MISTAKES = (
 
 
 @st.composite
-def _raws(draw, dtype=None):
-    """``raw (*B, d, d)`` in halves of [−4, 4]."""
+def _raws(draw, dtype=None, batch=None):
+    """``raw (*B, d, d)`` in halves of [−4, 4], at least one batch dimension unless ``batch`` is given."""
     dtype = dtype or draw(S.DTYPES)
-    batch = draw(S.batch_shapes(max_dims=2, max_side=2))
+    batch = draw(S.batch_shapes(max_dims=2, max_side=2, min_dims=1)) if batch is None else batch
     d = draw(st.integers(1, 3))
     return draw(S.halves((*batch, d, d), -4, 4, dtype))
 
 
 @st.composite
-def _gaussians(draw, n_vectors: int, dtype=None):
-    """``(L, vectors)``: a factor ``(*B, d, d)`` and ``n_vectors`` halves ``(*B, d)``, all with one batch shape."""
+def _gaussians(draw, n_vectors: int, dtype=None, batch=None):
+    """``(L, vectors)``: a factor ``(*B, d, d)`` and ``n_vectors`` halves ``(*B, d)``, all with one batch shape
+    (at least one batch dimension unless ``batch`` is given)."""
     dtype = dtype or draw(S.DTYPES)
-    batch = draw(S.batch_shapes(max_dims=2, max_side=2))
+    batch = draw(S.batch_shapes(max_dims=2, max_side=2, min_dims=1)) if batch is None else batch
     d = draw(st.integers(1, 3))
     L = draw(S.scale_trils(batch, d, dtype))
     return L, [draw(S.halves((*batch, d), -3, 3, dtype)) for _ in range(n_vectors)]
@@ -90,18 +92,9 @@ def _broadcasting(draw, n_vectors: int):
     return L, [draw(S.halves((*shape, d), -3, 3, dtype)) for shape in shapes[:-1]]
 
 
-def _expect_shape_dtype(ctx: Context, got, shape: tuple[int, ...], dtype: torch.dtype, what: str) -> torch.Tensor:
-    """``got`` must be a tensor of ``shape`` and ``dtype`` (before its values are judged part by part)."""
-    if not isinstance(got, torch.Tensor):
-        ctx.fail(f"{what} is not a tensor", expected=f"a tensor of shape {shape}", got=got, hint="return a torch.Tensor")
-    if tuple(got.shape) != shape:
-        ctx.fail(f"{what} has the wrong shape", expected=f"shape {shape}", got=f"shape {tuple(got.shape)}",
-                 hint="see the contract of B1: L has raw's shape, every leading batch dimension and the (d, d) matrix")
-    if got.dtype != dtype:
-        ctx.fail(f"{what} has the wrong dtype", expected=str(dtype), got=str(got.dtype),
-                 hint="your result changes dtype: the contract keeps the input's dtype (no hard-coded float32 or "
-                      "float64)")
-    return got
+_SHAPE_HINT = "see the contract of B1: L has raw's shape, every leading batch dimension and the (d, d) matrix"
+#: A small factor, mean and point with one batch dimension, for the dtype checks (converted to each dtype).
+_L, _MU, _Z = torch.tensor([[[1.0, 0.0], [0.5, 2.0]]]), torch.tensor([[0.5, -1.0]]), torch.tensor([[1.0, 0.5]])
 
 
 def _expect_grad(ctx: Context, got, expected: torch.Tensor, what: str, hint: str) -> None:
@@ -135,13 +128,13 @@ _LOWER_MISTAKES = (
 )
 
 
-@check("B1", "L keeps raw below the diagonal, zeros above it, softplus on it", points=2, public=True, kind="property",
+@check("B1", "L keeps raw below the diagonal, zeros above it, softplus on it", points=1.5, public=True, kind="property",
        hint=_TRIL_HINT)
 @for_all(_raws(), max_examples=12)
 def _tril_values(ctx: Context, raw: torch.Tensor) -> None:
     reply = ctx.reply(raw=raw, return_args=True)
     expected = reference.scale_tril_from_raw(raw)
-    got = _expect_shape_dtype(ctx, reply.value, tuple(raw.shape), raw.dtype, "L")
+    got = expect_shape(ctx, reply.value, tuple(raw.shape), what="L", hint=_SHAPE_HINT)
     upper = got.triu(1)
     if bool((upper != 0).any()):
         kept = torch.equal(upper, raw.triu(1))
@@ -158,13 +151,24 @@ def _tril_values(ctx: Context, raw: torch.Tensor) -> None:
                  hint="your function writes into raw; the contract of B1 leaves it unchanged")
 
 
+@check("B1", UNBATCHED, points=0.25, public=True, kind="property",
+       hint="see the contract of B1: raw (..., d, d) may have no leading dimension at all")
+@for_all(_raws(batch=()), max_examples=8)
+def _tril_unbatched(ctx: Context, raw: torch.Tensor) -> None:
+    expect_unbatched(ctx, {"raw": raw}, ("raw",), reference.scale_tril_from_raw(raw), names=("L",), hint=_TRIL_HINT)
+
+
+check("B1", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT)(
+    keeps_dtype(lambda ctx, dtype: ctx.call(raw=_L.to(dtype)), ("L",)))
+
+
 @check("B1", "gradient w.r.t. raw: zero above, identity below, sigmoid on the diagonal", points=1, kind="gradient",
        hint="see the contract of B1: L is a differentiable function of raw")
 @for_all(_raws(F64), max_examples=8)
 def _tril_gradient(ctx: Context, raw: torch.Tensor) -> None:
     cotangent = torch.arange(1, raw.numel() + 1, dtype=F64).reshape(raw.shape)
     reply = ctx.reply(raw=Leaf(raw, "raw"), grad=[{"output": None, "cotangent": cotangent}])
-    _expect_shape_dtype(ctx, reply.value, tuple(raw.shape), raw.dtype, "L")
+    expect_shape(ctx, reply.value, tuple(raw.shape), what="L", hint=_SHAPE_HINT)
     leaf = raw.clone().requires_grad_()
     (expected,) = torch.autograd.grad(reference.scale_tril_from_raw(leaf), leaf, cotangent)
     _expect_grad(ctx, reply.grads[0].get("raw"), expected, "raw",
@@ -193,12 +197,23 @@ def _cov_known(ctx: Context) -> None:
                      dtype=L.dtype, hint=_COV_HINT)
 
 
-@check("B2", "Σ over random batches of factors in float32 and float64", points=1, kind="property", hint=_COV_HINT)
+@check("B2", "Σ over random batches of factors in float32 and float64", points=0.5, kind="property", hint=_COV_HINT)
 @for_all(_gaussians(0).map(lambda e: e[0]), max_examples=10)
 def _cov_random(ctx: Context, L: torch.Tensor) -> None:
     got = ctx.call(L=L)
     expect_diagnosed(ctx, got, reference.covariance_from_scale_tril(L), _COV_MISTAKES, {"L": L}, what="Σ",
                      dtype=L.dtype, hint=_COV_HINT)
+
+
+@check("B2", UNBATCHED, points=0.25, public=True, kind="property",
+       hint="see the contract of B2: L (..., d, d) may have no leading dimension at all")
+@for_all(_gaussians(0, batch=()).map(lambda e: e[0]), max_examples=8)
+def _cov_unbatched(ctx: Context, L: torch.Tensor) -> None:
+    expect_unbatched(ctx, {"L": L}, ("L",), reference.covariance_from_scale_tril(L), names=("Σ",), hint=_COV_HINT)
+
+
+check("B2", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT)(
+    keeps_dtype(lambda ctx, dtype: ctx.call(L=_L.to(dtype)), ("Σ",)))
 
 
 # -- B3 rsample_full_gaussian --------------------------------------------------
@@ -214,7 +229,7 @@ _RSAMPLE_MISTAKES = (
 )
 
 
-@check("B3", "z = μ + L ε, same batch shape, float32 and float64", points=1, public=True, kind="property",
+@check("B3", "z = μ + L ε, same batch shape, float32 and float64", points=0.5, public=True, kind="property",
        hint=_RSAMPLE_HINT)
 @for_all(_gaussians(2), max_examples=12)
 def _rsample_values(ctx: Context, example) -> None:
@@ -222,6 +237,19 @@ def _rsample_values(ctx: Context, example) -> None:
     got = ctx.call(mu=mu, L=L, eps=eps)
     expect_diagnosed(ctx, got, reference.rsample_full_gaussian(mu, L, eps), _RSAMPLE_MISTAKES,
                      {"mu": mu, "L": L, "eps": eps}, what="z", dtype=mu.dtype, hint=_RSAMPLE_HINT)
+
+
+@check("B3", UNBATCHED, points=0.25, public=True, kind="property",
+       hint="see the contract of B3: mu (..., d), L (..., d, d) and eps (..., d) may have no leading dimension at all")
+@for_all(_gaussians(2, batch=()), max_examples=8)
+def _rsample_unbatched(ctx: Context, example) -> None:
+    L, (mu, eps) = example
+    expect_unbatched(ctx, {"mu": mu, "L": L, "eps": eps}, ("mu", "L", "eps"),
+                     reference.rsample_full_gaussian(mu, L, eps), names=("z",), hint=_RSAMPLE_HINT)
+
+
+check("B3", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT)(
+    keeps_dtype(lambda ctx, dtype: ctx.call(mu=_MU.to(dtype), L=_L.to(dtype), eps=_Z.to(dtype)), ("z",)))
 
 
 @check("B3", "batch dims of mu, L and eps broadcast against each other", points=1, kind="property",
@@ -269,6 +297,20 @@ def _log_prob_values(ctx: Context, example) -> None:
                      what="the log-density", dtype=z.dtype, hint=LOG_PROB_HINT)
 
 
+@check("B4", UNBATCHED, points=0.25, public=True, kind="property",
+       hint="see the contract of B4: z, mu (..., d) and L (..., d, d) may have no leading dimension at all; the "
+            "log-density is then 0-dim")
+@for_all(_gaussians(2, batch=()), max_examples=8)
+def _log_prob_unbatched(ctx: Context, example) -> None:
+    L, (z, mu) = example
+    expect_unbatched(ctx, {"z": z, "mu": mu, "L": L}, ("z", "mu", "L"), _log_prob64(z, mu, L),
+                     names=("the log-density",), hint=LOG_PROB_HINT)
+
+
+check("B4", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT)(
+    keeps_dtype(lambda ctx, dtype: ctx.call(z=_Z.to(dtype), mu=_MU.to(dtype), L=_L.to(dtype)), ("the log-density",)))
+
+
 @check("B4", "batch dims of z, mu and L broadcast in the log-density", points=1, kind="property",
        hint="see the contract of B4: the leading dimensions of z, mu and L broadcast against each other")
 @for_all(_broadcasting(2), max_examples=10)
@@ -300,7 +342,7 @@ def _ill_conditioned(draw):
     return z, mu, L
 
 
-@check("B4", "stable for ill-conditioned L (diagonal down to 1.2e-4), float64", points=2, kind="property",
+@check("B4", "stable for ill-conditioned L (diagonal down to 1.2e-4), float64", points=1.5, kind="property",
        hint=STABLE_HINT)
 @for_all(_ill_conditioned(), max_examples=15)
 def _log_prob_ill_conditioned(ctx: Context, example) -> None:
@@ -331,12 +373,25 @@ def _kl_known(ctx: Context) -> None:
                      what="the KL", dtype=mu.dtype, hint=KL_HINT)
 
 
-@check("B5", "KL closed form on random batches, float32 and float64", points=1, kind="property", hint=KL_HINT)
+@check("B5", "KL closed form on random batches, float32 and float64", points=0.5, kind="property", hint=KL_HINT)
 @for_all(_gaussians(1), max_examples=12)
 def _kl_random(ctx: Context, example) -> None:
     L, (mu,) = example
     got = ctx.call(mu=mu, L=L)
     expect_tensor(ctx, got, _kl64(mu, L), what="the KL", dtype=mu.dtype)
+
+
+@check("B5", UNBATCHED, points=0.25, public=True, kind="property",
+       hint="see the contract of B5: mu (..., d) and L (..., d, d) may have no leading dimension at all; the KL is "
+            "then 0-dim")
+@for_all(_gaussians(1, batch=()), max_examples=8)
+def _kl_unbatched(ctx: Context, example) -> None:
+    L, (mu,) = example
+    expect_unbatched(ctx, {"mu": mu, "L": L}, ("mu", "L"), _kl64(mu, L), names=("the KL",), hint=KL_HINT)
+
+
+check("B5", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT)(
+    keeps_dtype(lambda ctx, dtype: ctx.call(mu=_MU.to(dtype), L=_L.to(dtype)), ("the KL",)))
 
 
 @check("B5", "batch dims of mu and L broadcast in the KL", points=1, kind="property",

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 import reference
 from autograder.checks import strategies as S
-from autograder.checks.compare import expect_close, expect_scalar_tensor, expect_tensor
+from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, UNBATCHED, expect_close, expect_scalar_tensor
+from autograder.checks.compare import expect_tensor, expect_unbatched, keeps_dtype
 from autograder.checks.diagnose import Diagnosis, diagnose
 from autograder.checks.framework import Context, for_all
 from autograder.checks.registry import check
@@ -15,10 +16,11 @@ from autograder.sandbox.runtime.wire import Leaf
 
 
 @st.composite
-def _vq_inputs(draw, dtype=None):
-    """``z_e (*B, D)`` in halves, ``codebook (K, D)`` in small integers (exact distances and ties)."""
+def _vq_inputs(draw, dtype=None, batch=None):
+    """``z_e (*B, D)`` in halves (at least one batch dimension unless ``batch`` is given), ``codebook (K, D)``
+    in small integers (exact distances and ties)."""
     dtype = dtype or draw(S.DTYPES)
-    batch = draw(S.batch_shapes(max_dims=2))
+    batch = draw(S.batch_shapes(max_dims=2, min_dims=1)) if batch is None else batch
     d, k = draw(st.integers(1, 3)), draw(st.integers(1, 5))
     z_e = draw(S.halves((*batch, d), -4, 4, dtype))
     codebook = draw(S.halves((k, d), -3, 3, dtype, step=1))
@@ -94,20 +96,25 @@ def _quantize_straight_through(ctx: Context, example) -> None:
                  hint="your z_q sends gradient to the codebook: " + _ST_HINT)
 
 
-@check("D1", "any leading batch dims, float32 and float64", points=1, kind="property",
-       hint="see the contract of D1: z_e may have any number of leading dimensions")
-@for_all(_vq_inputs().filter(lambda e: e[0].dim() >= 3))
-def _quantize_batch(ctx: Context, example) -> None:
+@check("D1", f"{UNBATCHED}: z_e of shape (D,)", points=0.5, public=True, kind="property",
+       hint="see the contract of D1: z_e (..., D) may have no leading dimension at all; then indices is 0-dim")
+@for_all(_vq_inputs(batch=()), max_examples=10)
+def _quantize_unbatched(ctx: Context, example) -> None:
     z_e, codebook = example
-    z_q, idx = _quantize_parts(ctx, ctx.call(z_e=z_e, codebook=codebook), z_e, codebook)
-    exp_q, exp_idx = reference.quantize(z_e, codebook)
-    expect_tensor(ctx, idx, exp_idx, what="indices")
-    expect_tensor(ctx, z_q, exp_q, what="z_q", dtype=z_e.dtype)
+    expect_unbatched(ctx, {"z_e": z_e, "codebook": codebook}, ("z_e",), reference.quantize(z_e, codebook),
+                     names=("z_q", "indices"), hint=ctx.check.hint)
+
+
+_VQ_EXAMPLE = (torch.tensor([[0.5, -1.0], [2.0, 1.5]]), torch.tensor([[0.0, 0.0], [2.0, 1.0], [-1.0, -1.0]]))
+
+check("D1", DTYPE_CHECK, points=0.5, public=True, kind="value", hint=DTYPE_HINT)(keeps_dtype(
+    lambda ctx, dtype: ctx.call(z_e=_VQ_EXAMPLE[0].to(dtype), codebook=_VQ_EXAMPLE[1].to(dtype)),
+    ("z_q", "indices"), longs=frozenset({1})))
 
 
 @st.composite
-def _losses_inputs(draw, dtype=None):
-    z_e, codebook = draw(_vq_inputs(dtype))
+def _losses_inputs(draw, dtype=None, batch=None):
+    z_e, codebook = draw(_vq_inputs(dtype, batch))
     _, idx = reference.quantize(z_e, codebook)
     beta = draw(st.sampled_from([0.25, 0.5, 1.0, 2.0]))
     return z_e, codebook, idx, beta
@@ -128,10 +135,33 @@ _LOSS_MISTAKES = {
 }
 
 
-@check("D2", "codebook and commitment loss values", points=2, public=True, kind="property",
-       hint="see the contract of D2: both losses are means over all elements; beta weights the commitment loss only")
+_LOSSES_HINT = "see the contract of D2: both losses are means over all elements; beta weights the commitment loss only"
+
+
+@check("D2", "codebook and commitment loss values", points=1, public=True, kind="property", hint=_LOSSES_HINT)
 @for_all(_losses_inputs())
 def _losses_values(ctx: Context, example) -> None:
+    _expect_losses(ctx, example)
+
+
+@check("D2", f"{UNBATCHED}: z_e of shape (D,)", points=0.5, public=True, kind="property",
+       hint="see the contract of D2: z_e (..., D) may have no leading dimension at all; the means still run over "
+            "all elements")
+@for_all(_losses_inputs(batch=()), max_examples=10)
+def _losses_unbatched(ctx: Context, example) -> None:
+    z_e, codebook, idx, beta = example
+    expect_unbatched(ctx, {"z_e": z_e, "codebook": codebook, "indices": idx, "beta": beta}, ("z_e", "indices"),
+                     reference.vq_losses(z_e, codebook, idx, beta), names=("codebook_loss", "commitment_loss"),
+                     hint=ctx.check.hint)
+
+
+check("D2", DTYPE_CHECK, points=0.5, public=True, kind="value", hint=DTYPE_HINT)(keeps_dtype(
+    lambda ctx, dtype: ctx.call(z_e=_VQ_EXAMPLE[0].to(dtype), codebook=_VQ_EXAMPLE[1].to(dtype),
+                                indices=torch.tensor([0, 1]), beta=0.25),
+    ("codebook_loss", "commitment_loss")))
+
+
+def _expect_losses(ctx: Context, example) -> None:
     z_e, codebook, idx, beta = example
     got = ctx.call(z_e=z_e, codebook=codebook, indices=idx, beta=beta)
     if not (isinstance(got, tuple) and len(got) == 2):
@@ -140,7 +170,7 @@ def _losses_values(ctx: Context, example) -> None:
     for name, g, e in zip(("codebook_loss", "commitment_loss"), got, expected):
         expect_scalar_tensor(ctx, g, what=name)
         expect_close(ctx, g, e, what=name, hint=diagnose(g, _LOSS_MISTAKES[name], {"expected": e, "z_e": z_e, "beta": beta},
-                                                         ctx.check.hint, e))
+                                                         _LOSSES_HINT, e))
 
 
 @check("D2", "each loss sends gradients only where its stop-gradient allows", points=2, kind="gradient",
@@ -192,10 +222,11 @@ def _expect_ema(ctx: Context, got, expected) -> None:
 
 
 @st.composite
-def _ema_inputs(draw):
+def _ema_inputs(draw, batch=None):
+    """Statistics, ``z_e (*B, D)`` (at least one batch dimension unless ``batch`` is given) and its indices."""
     dtype = draw(S.DTYPES)
     k, d = draw(st.integers(1, 4)), draw(st.integers(1, 3))
-    batch = draw(S.batch_shapes(max_dims=2))
+    batch = draw(S.batch_shapes(max_dims=2, min_dims=1)) if batch is None else batch
     cluster_size = draw(S.halves((k,), 0, 6, dtype))
     embed_sum = draw(S.halves((k, d), -4, 4, dtype))
     z_e = draw(S.halves((*batch, d), -4, 4, dtype))
@@ -206,7 +237,7 @@ def _ema_inputs(draw):
     return cluster_size, embed_sum, z_e, idx, decay, eps
 
 
-@check("D3", "EMA update with empty clusters and leading dims", points=2, kind="property",
+@check("D3", "EMA update with empty clusters and leading dims", points=1, kind="property",
        hint="see the contract of D3: counts and sums run over every leading dimension, and a code without "
             "assignments keeps a smoothed count")
 @for_all(_ema_inputs())
@@ -214,6 +245,23 @@ def _ema_random(ctx: Context, example) -> None:
     got = ctx.call(cluster_size=example[0], embed_sum=example[1], z_e=example[2], indices=example[3],
                    decay=example[4], eps=example[5])
     _expect_ema(ctx, got, reference.ema_codebook_update(*example))
+
+
+@check("D3", f"{UNBATCHED}: z_e of shape (D,)", points=0.5, public=True, kind="property",
+       hint="see the contract of D3: z_e (..., D) may have no leading dimension at all, with a 0-dim index")
+@for_all(_ema_inputs(batch=()), max_examples=10)
+def _ema_unbatched(ctx: Context, example) -> None:
+    kwargs = dict(zip(("cluster_size", "embed_sum", "z_e", "indices", "decay", "eps"), example))
+    expect_unbatched(ctx, kwargs, ("z_e", "indices"), reference.ema_codebook_update(*example),
+                     names=("codebook", "cluster_size N'", "embed_sum m'"), hint=ctx.check.hint)
+
+
+check("D3", DTYPE_CHECK, points=0.5, public=True, kind="value", hint=DTYPE_HINT)(keeps_dtype(
+    lambda ctx, dtype: ctx.call(cluster_size=torch.tensor([1.0, 0.0], dtype=dtype),
+                                embed_sum=torch.tensor([[1.0], [0.0]], dtype=dtype),
+                                z_e=torch.tensor([[2.0], [-1.0]], dtype=dtype), indices=torch.tensor([0, 0]),
+                                decay=0.5, eps=0.5),
+    ("codebook", "cluster_size N'", "embed_sum m'")))
 
 
 @check("D3", "inputs are not modified in place", points=1, kind="property",

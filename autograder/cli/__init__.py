@@ -51,13 +51,13 @@ def _second_interrupt_exits_at_once(*_: object) -> None:
 
 
 def main(argv: list[str] | None = None, names: tuple[str, ...] = tuple(COMMANDS)) -> int:
-    """Run one command; returns its exit code (``ExitCode``)."""
-    try:
-        args = _parser(names).parse_args(argv)
-    except SystemExit as exc:
-        return ExitCode.USAGE if exc.code else ExitCode.OK
+    """Run one command; returns its exit code (``ExitCode``). Ctrl-C at any point exits 130, without a traceback."""
     console = Console(stderr=False, highlight=False)
     try:
+        try:
+            args = _parser(names).parse_args(argv)
+        except SystemExit as exc:
+            return ExitCode.USAGE if exc.code else ExitCode.OK
         return int(_modules((args.command,))[args.command].run(args, console))
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, _second_interrupt_exits_at_once)

@@ -20,7 +20,7 @@ class ExitCode(enum.IntEnum):
 def usage_error(console: Console, message: str) -> ExitCode:
     """Print ``message`` (it may quote paths a user typed: shown as text) and return the usage exit code."""
     console.print("[red]error:[/] ", end="")
-    console.print(printable(message), markup=False)
+    console.print(printable(message), markup=False, soft_wrap=True)
     return ExitCode.USAGE
 
 

@@ -113,8 +113,8 @@ def run(args: argparse.Namespace, console: Console) -> ExitCode:
             outcomes = grade_class(args.submissions, args.out, jobs=args.jobs, seed=args.seed, cluster=cluster,
                                    on_start=started, on_done=finished)
     except KeyboardInterrupt:
-        console.print(f"interrupted: {len(done)} of {total[0]} submissions are graded and saved in {args.out}; "
-                      "run the same command again to grade the rest", markup=False)
+        say(console, f"interrupted: {len(done)} of {total[0]} submissions are graded and saved in {args.out}; "
+                     "run the same command again to grade the rest")
         return ExitCode.INTERRUPTED
     except NoSubmissions as exc:
         say(console, str(exc))

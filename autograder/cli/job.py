@@ -28,6 +28,8 @@ def run(args: argparse.Namespace, console: Console) -> ExitCode:
     for warning in isolation.detect().warnings:
         console.print(f"[yellow]warning:[/] {terminal(warning)}")
     outcome = grade_submission(args.submission, args.out, seed=args.seed)
+    if outcome.note:
+        say(console, outcome.note)
     say(console, f"{outcome.student}: {sum(outcome.scores.values()):g} / {MAX_TOTAL}, {outcome.status}; "
                  f"wrote {args.out / 'results.json'}")
     return ExitCode.OK if outcome.gradable else ExitCode.UNGRADABLE

@@ -41,7 +41,7 @@ class _Run:
 
 
 def _read_run(out: Path) -> _Run:
-    from autograder.runner import student_dir
+    from autograder.discovery import student_dir
 
     try:
         text = (out / "gradebook.csv").read_text(encoding="utf-8")

@@ -166,3 +166,13 @@ def counts(pairs: list[Pair]) -> Counter[str]:
         if pair.flagged:
             seen.update((pair.a, pair.b))
     return seen
+
+
+def notebook_code(data: bytes) -> str:
+    """The code cells of notebook ``data`` joined (empty for a notebook that cannot be read)."""
+    from autograder.notebook import NotebookError, read_notebook
+
+    try:
+        return "\n\n".join(cell.source for cell in read_notebook(data).code_cells)
+    except NotebookError:
+        return ""

@@ -3,8 +3,13 @@
 Format: https://gradescope-autograders.readthedocs.io/en/latest/specs/ — a
 test per check with ``score``, ``max_score``, ``name``, ``number``,
 ``output``, ``status`` and ``visibility`` (public checks ``visible``, hidden
-ones ``after_published``). Nothing time-dependent goes in, so re-grading the
-same notebook gives the same bytes.
+ones ``after_published``); the top-level ``output`` says in words how many
+public checks passed and how many hidden ones there are.
+
+Re-grading the same notebook in a class (``grade``) gives the same bytes:
+nothing time-dependent goes in. Only a job of its own (``job``, one
+Gradescope container: ``runner.grade_submission``) adds Gradescope's
+``execution_time``, the seconds its grading took, which no rerun repeats.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import json
 from typing import Any
 
 from autograder.checks.framework import Status
-from autograder.contract import BY_ID, MAX_TOTAL
+from autograder.contract import BY_ID
 from autograder.escape import FIELD_CHARS, clip
 from autograder.grading import Graded, grader_version
 from autograder.reports.layout import FIT_LIMITS, plain_text
@@ -21,6 +26,21 @@ from autograder.reports.layout import FIT_LIMITS, plain_text
 VISIBILITY = {"public": "visible", "hidden": "after_published"}
 #: PrairieLearn refuses a larger results.json; Gradescope shows outputs as plain text ("output_format").
 MAX_RESULTS_BYTES = 2**20
+
+
+SUMMARY = "Public checks: {passed}/{public} passed."
+HIDDEN = "{hidden} graded after the deadline; your score counts both."
+
+
+def summary(graded: Graded) -> str:
+    """The top-level ``output``: the status when not ok, then the public and hidden totals in words."""
+    public = [r for r in graded.checks if r.visibility == "public"]
+    hidden = len(graded.checks) - len(public)
+    words = [] if graded.status == "ok" else [f"Status: {clip(graded.status, FIELD_CHARS)}."]
+    words.append(SUMMARY.format(passed=sum(r.status == Status.PASSED for r in public), public=len(public)))
+    if hidden:
+        words.append(HIDDEN.format(hidden="1 hidden check is" if hidden == 1 else f"{hidden} hidden checks are"))
+    return " ".join(words)
 
 
 def _document(graded: Graded, limit: int) -> dict[str, Any]:
@@ -44,7 +64,7 @@ def _document(graded: Graded, limit: int) -> dict[str, Any]:
         })
     return {
         "score": graded.total,
-        "output": f"Status: {status}. Score {graded.total:g} / {MAX_TOTAL}.",
+        "output": summary(graded),
         "output_format": "text",
         "test_output_format": "text",
         "visibility": "after_published",
@@ -60,13 +80,15 @@ def _document(graded: Graded, limit: int) -> dict[str, Any]:
     }
 
 
-def render_results(graded: Graded) -> str:
+def render_results(graded: Graded, *, timed: bool = False) -> str:
     """The ``results.json`` text of one graded submission, at most ``MAX_RESULTS_BYTES`` long.
 
+    With ``timed`` (a job of its own, never a class) it holds ``execution_time``.
     Outputs are shortened (``layout.FIT_LIMITS``) until the document fits.
     """
+    timing = {"execution_time": round(graded.seconds, 2)} if timed else {}
     for limit in FIT_LIMITS:
-        text = json.dumps(_document(graded, limit), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+        text = json.dumps({**_document(graded, limit), **timing}, indent=2, ensure_ascii=False) + "\n"
         if len(text.encode()) <= MAX_RESULTS_BYTES:
             break
     return text

@@ -82,9 +82,9 @@ class _Handle:
 class Template(_Handle):
     """A frozen student process that forks workers: the root template of a submission or a snapshot."""
 
-    def __init__(self, sandbox: Sandbox, channel: Channel, pidfd: int | None, root: bool = False) -> None:
+    def __init__(self, sandbox: Sandbox, channel: Channel, root: bool = False) -> None:
         super().__init__(sandbox, channel)
-        self._pidfd, self.root = pidfd, root
+        self.root = root
 
     def _op(self, message: dict[str, Any], event: str, what: str, fds: list[int] | None = None) -> dict[str, Any]:
         if not self.alive:
@@ -240,7 +240,7 @@ class StudentProcess(_Handle):
         if reply.get("ok") is not True:
             channel.close()
             return None
-        frozen = Template(self.sandbox, channel, None)
+        frozen = Template(self.sandbox, channel)
         try:
             first = channel.receive(wall(FORK_SECONDS), "a snapshot")
         except (StudentProcessError, ZygoteSpoke):

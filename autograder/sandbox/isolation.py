@@ -2,9 +2,13 @@
 
 Levels, strongest first:
 
-``namespaces``  bubblewrap: a filesystem view with only Python, its packages
-                and the runtime (never the reference, the checks, the
-                submissions or the output folder), no network, its own pid
+``namespaces``  bubblewrap: a filesystem view that is an allow-list: the
+                system trees, the interpreter, the standard library and
+                the site folders of the student's own ``sys.path`` (with
+                every copy of this project's packages taken out, wherever
+                the grader loads them from), and the runtime; never the
+                reference, the checks, the submissions, the output folder
+                or any other host folder. No network, its own pid
                 namespace; as root each student also gets a uid of its own,
                 which makes the process limit real.
 ``rlimits``     no usable bubblewrap: a plain subprocess with resource
@@ -73,7 +77,7 @@ def _minimal(paths: list[str]) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _student_sys_path() -> tuple[str, ...]:
-    """``sys.path`` of this interpreter started as the student's is: empty environment, no script folder, no user site."""
+    """``sys.path`` of this interpreter started as the student's: no environment, script folder or user site."""
     try:
         done = subprocess.run([sys.executable, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"],
                               capture_output=True, text=True, env={}, cwd="/", timeout=60, check=True)
@@ -118,7 +122,8 @@ def _interpreter() -> tuple[list[tuple[str, str]], list[str]]:
     files += [c for c in (os.path.join(here, "pyvenv.cfg"), os.path.join(os.path.dirname(here), "pyvenv.cfg"))
               if os.path.isfile(c)]
     if sysconfig.get_config_var("Py_ENABLE_SHARED"):
-        lib_links, lib = _chain(os.path.join(sysconfig.get_config_var("LIBDIR") or "/", sysconfig.get_config_var("INSTSONAME") or "-"))
+        name = sysconfig.get_config_var("INSTSONAME") or "-"
+        lib_links, lib = _chain(os.path.join(sysconfig.get_config_var("LIBDIR") or "/", name))
         if os.path.isfile(lib):
             links += lib_links
             files.append(lib)
@@ -197,8 +202,8 @@ def _hidden(dirs: list[str]) -> list[str]:
             real = os.path.realpath(folder)
             if _inside(place, real):
                 hide.append(folder + place[len(real):])
-    sites = [d for d in dirs if Path(d).name in PACKAGE_DIRS] + sorted(p for g in SYSTEM_SITE_GLOBS for p in glob.glob(g))
-    for site in sites:
+    system_sites = sorted(p for g in SYSTEM_SITE_GLOBS for p in glob.glob(g))
+    for site in [d for d in dirs if Path(d).name in PACKAGE_DIRS] + system_sites:
         hide += _copies_in(site)
     for folder in dirs:
         hide += [p for p in glob.glob(os.path.join(glob.escape(folder), "*-packages"))

@@ -39,8 +39,9 @@ from autograder.sandbox.handles import Template
 from autograder.sandbox.runtime import procs
 
 _UIDS = itertools.count()
-#: Processes of a submission besides its workers: the root template, the last snapshot, one on its way out.
-TEMPLATE_PROCESSES = 3
+#: Processes of a submission besides its worker: the root template, the template that forked the worker,
+#: the last snapshot, and one on its way out.
+TEMPLATE_PROCESSES = 4
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class Sandbox:
             raise StudentCrashed("the sandbox is gone", "start-up") from None
         finally:
             theirs.close()
-        root = self._current = Template(self, channel, None, root=True)
+        root = self._current = Template(self, channel, root=True)
         try:
             reply = root.channel.receive(wall(self.limits.startup_seconds), "start-up")
         except (StudentProcessError, ZygoteSpoke):

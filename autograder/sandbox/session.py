@@ -179,7 +179,8 @@ class StudentSession(Session):
         self._log: list[tuple[float, float]] = []  # (start of a request, CPU spent before it)
         self._started = time.monotonic()
         self._root: Template | None = None
-        self._template: Template | None = None
+        self._template: Template | None = None  # the last snapshot (or the root template)
+        self._snapshots: list[Template] = []  # every snapshot still alive
         self._process: StudentProcess | None = None
         self._kept: list[CodeCell] = []  # cells whose effects a worker holds (they ran ok or raised), in order
         self._frozen = 0  # how many of them the snapshot holds
@@ -259,9 +260,9 @@ class StudentSession(Session):
             self._snapshot_seconds = time.monotonic() - start
         if frozen is None:
             return  # no fork possible (the student's processes fill its limit): no snapshot this time
-        if self._template is not None and not self._template.root:
-            self._template.close()
+        self._snapshots.append(frozen)
         self._template, self._frozen, self._unfrozen_seconds = frozen, held, 0.0
+        self._prune()
 
     # -- the worker -------------------------------------------------------------------------------
 
@@ -277,6 +278,8 @@ class StudentSession(Session):
             except StudentProcessError:
                 self._drop_template()
                 continue
+            finally:
+                self._prune()
             self.forks += 1
             self._replay()
         return self._process
@@ -295,9 +298,16 @@ class StudentSession(Session):
 
     def _drop_template(self) -> None:
         """The snapshot is unusable: the next worker starts afresh."""
-        if self._template is not None and not self._template.root:
-            self._template.close()
         self._template = None
+        self._prune()
+
+    def _prune(self) -> None:
+        """Let go of every snapshot but the last one and the one the worker was forked from."""
+        parent = self._process.template if self._process is not None else None
+        for snapshot in self._snapshots:
+            if snapshot is not self._template and snapshot is not parent:
+                snapshot.close()
+        self._snapshots = [t for t in self._snapshots if t is self._template or t is parent]
 
     def _replay(self) -> None:
         """Run again, in the new worker, the kept cells that the snapshot does not hold."""
@@ -353,9 +363,9 @@ class StudentSession(Session):
         if self._process is not None:
             self._process.close()
             self._process = None
-        if self._template is not None and not self._template.root:
-            self._template.close()
-        self._template = None
+        for snapshot in self._snapshots:
+            snapshot.close()
+        self._snapshots, self._template = [], None
         if self._root is not None:
             self._root.close()
             self._root = None

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from autograder.checks import QUESTIONS, CheckResult, run_check
+from autograder.checks.compare import DTYPE_CHECK, LONG_CHECK, UNBATCHED
 from autograder.checks.framework import QUESTION_SECONDS
 from autograder.notebook import CodeCell
 from autograder.sandbox.process import Sandbox
@@ -53,3 +54,9 @@ def failed(results: list[CheckResult]) -> set[str]:
 
 def score(results: list[CheckResult]) -> float:
     return sum(r.points for r in results)
+
+
+def is_convention(name: str) -> bool:
+    """Whether check ``name`` is a question's dtype check or its check without leading batch dimensions
+    (public beside the question's one or two public checks of substance)."""
+    return name in (DTYPE_CHECK, LONG_CHECK) or name.startswith(UNBATCHED)

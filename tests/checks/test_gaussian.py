@@ -2,9 +2,11 @@
 
 import pytest
 
+from autograder.checks.compare import DTYPE_CHECK, UNBATCHED
+from autograder.contract import CONTRACT
 from tests.checks.conftest import failed, score
 
-FULL = {"B1": 3, "B2": 2, "B3": 3, "B4": 4, "B5": 3}
+FULL = {e.qid: e.points for e in CONTRACT if e.qid[0] == "B"}
 
 # Check names, as registered in autograder/checks/gaussian.py.
 B1_VALUES = "L keeps raw below the diagonal, zeros above it, softplus on it"
@@ -266,3 +268,26 @@ def test_kl_message_names_the_closed_form(grade):
     message = _message(grade(mutant[2], "B5"), B5_KNOWN)
     assert "call     : kl_full_gaussian_standard_normal(mu=tensor(" in message
     assert "hint     : your log det Σ is Σᵢ log L_ii; for Σ = L Lᵀ it is twice that" in message
+
+
+#: One mistake, one deduction: each is right but in one respect, and loses only the check about it.
+ONE_SLIP = [
+    ("B2", "a batched matrix product that needs a leading dimension", '''
+def covariance_from_scale_tril(L):
+    flat = L.flatten(0, -3)
+    return torch.bmm(flat, flat.mT).reshape(L.shape)
+''', {UNBATCHED}),
+    ("B5", "a hard-coded float32 buffer for the KL", '''
+def kl_full_gaussian_standard_normal(mu, L):
+    out = torch.zeros(torch.broadcast_shapes(mu.shape[:-1], L.shape[:-2]))
+    out += 0.5 * ((L ** 2).sum((-2, -1)) + (mu ** 2).sum(-1) - mu.shape[-1]) - torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
+    return out
+''', {DTYPE_CHECK}),
+]
+
+
+@pytest.mark.parametrize("qid, slip, source, expected_failures", ONE_SLIP, ids=[m[1] for m in ONE_SLIP])
+def test_one_slip_loses_only_the_check_about_it(grade, qid, slip, source, expected_failures):
+    results = grade(source, qid)
+    assert failed(results) == expected_failures, [r.message for r in results if r.status != "passed"]
+    assert score(results) == FULL[qid] - 0.25

@@ -2,11 +2,13 @@
 
 import pytest
 
-from autograder.checks.gmvae import STABLE_LOGITS_CHECK
+from autograder.checks.gmvae_elbo import STABLE_LOGITS_CHECK
+from autograder.checks.compare import DTYPE_CHECK, UNBATCHED
+from autograder.contract import CONTRACT
 from examples.flawed import FLAWS
-from tests.checks.conftest import failed, score
+from tests.checks.conftest import failed, is_convention, score
 
-FULL = {"C1": 6, "C2": 5, "C3": 3, "C4": 11}
+FULL = {e.qid: e.points for e in CONTRACT if e.qid[0] == "C"}
 
 
 def _elbo(recon="-F.binary_cross_entropy_with_logits(x_logits, x.expand_as(x_logits), reduction='none').sum(-1).mean(0)",
@@ -99,7 +101,7 @@ def test_points_match_the_contract():
     for qid in FULL:
         checks = QUESTIONS[qid]
         assert sum(c.points for c in checks) == BY_ID[qid].points == FULL[qid]
-        assert 1 <= sum(c.visibility == "public" for c in checks) <= 2
+        assert 1 <= sum(c.visibility == "public" and not is_convention(c.name) for c in checks) <= 2
 
 
 _FLAW = {f.student: f.source for f in FLAWS}
@@ -251,3 +253,27 @@ def test_symbolic_failures_say_which_term_is_wrong(grade, bug, says):
     assert 'C3 expected_log_gaussian_sympy — symbolic check "symbolically equal to the lemma" failed' in message
     for text in says:
         assert text in message, message
+
+
+#: One mistake, one deduction: each is right but in one respect, and loses only the check about it.
+ONE_SLIP = [
+    ("C1", "a hard-coded float32 buffer for gamma", '''
+def gmvae_responsibilities(z, log_pi, mu_c, logvar_c):
+    log_p = -0.5 * (logvar_c[None] + (z[:, None, :] - mu_c[None]) ** 2 / logvar_c.exp()[None]).sum(-1)
+    gamma = torch.empty(z.shape[0], log_pi.shape[0])
+    gamma[:] = torch.softmax(log_pi[None] + log_p, dim=-1)
+    return gamma
+''', {DTYPE_CHECK}, 0.5),
+    ("C2", "a reduction that needs a leading dimension", '''
+def expected_log_gaussian(mu_q, logvar_q, mu_p, logvar_p):
+    terms = -0.5 * (math.log(2 * math.pi) + logvar_p + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp())
+    return terms.flatten(0, -2).sum(1).reshape(terms.shape[:-1])
+''', {UNBATCHED}, 0.25),
+]
+
+
+@pytest.mark.parametrize("qid, slip, source, expected_failures, lost", ONE_SLIP, ids=[m[1] for m in ONE_SLIP])
+def test_one_slip_loses_only_the_check_about_it(grade, qid, slip, source, expected_failures, lost):
+    results = grade(source, qid)
+    assert failed(results) == expected_failures, [r.message for r in results if r.status != "passed"]
+    assert score(results) == FULL[qid] - lost

@@ -201,3 +201,27 @@ def test_a_flawed_notebook_gets_the_hint_naming_its_mistake(notebook, qid, words
                    for r in [run_check(session, c, 0, deadline)] if r.status != "passed")
     assert words in _hint(failing.message), failing.message
     assert not solution_code(_hint(failing.message))
+
+
+@pytest.mark.slow
+def test_the_bundle_s_played_tape_gives_the_same_diagnoses(monkeypatch):
+    """As in the student bundle: examples and reference values played from a freshly recorded tape."""
+    import importlib.util
+    import json
+
+    import reference
+    from autograder.checks import tape as tapes
+
+    spec = importlib.util.spec_from_file_location("h6_student_dist", ROOT / "student_template" / "dist.py")
+    dist = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dist)
+    tape = tapes.Tape(json.loads(dist.record_tape()))
+    monkeypatch.setattr(tapes, "TAPE", tape)
+    for name in (e.name for e in CONTRACT):
+        monkeypatch.setattr(reference, name, lambda *args, _name=name, **kwargs: tape.reference(_name))
+    for notebook, qid, words in FLAWED:
+        session = LocalSession(_namespace(ROOT / "examples" / "submissions" / f"{notebook}.ipynb"))
+        deadline = time.monotonic() + 120
+        failing = next(r for c in QUESTIONS[qid] if c.visibility == PUBLIC
+                       for r in [run_check(session, c, 0, deadline)] if r.status != "passed")
+        assert words in _hint(failing.message), (notebook, failing.message)

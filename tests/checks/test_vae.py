@@ -9,13 +9,15 @@ import math
 import pytest
 import torch
 
-from autograder.checks import vae as V
+from autograder.checks import models, stats
+from autograder.checks import vae_estimators as V
+from autograder.checks.compare import DTYPE_CHECK, LONG_CHECK
+from autograder.contract import BY_ID
 from examples.flawed import FLAWS
 from tests.checks.conftest import failed, reference_source, score
 
-FULL = {"E1": 5, "E2": 4, "E3": 5, "E4": 4, "E5": 4, "E6": 3}
-NAMES = {"E1": "sample_images", "E2": "log_likelihood_mc", "E3": "log_likelihood_is", "E4": "elbo",
-         "E5": "vae_losses", "E6": "kl_mc"}
+FULL = {qid: e.points for qid, e in BY_ID.items() if qid.startswith("E")}
+NAMES = {qid: e.name for qid, e in BY_ID.items() if qid.startswith("E")}
 
 ALTERNATIVES = [
     ("E1", "a loop over images, Gumbel-max in float64", '''
@@ -109,7 +111,7 @@ def _flaw(student: str) -> tuple[str, str]:
 SAMPLED = "pixels are sampled from their categorical, not argmax-ed"
 ONE_Z = "one z per image: its pixels share it, images are independent"
 PRIOR_Z = "z ~ N(0, I): pixel frequencies match the prior"
-LAYOUT = "long (n_images, H, W) in [0, k); pixel (h, w) drawn from logits[:, :, h, w]"
+LAYOUT = "(n_images, H, W) in [0, k); pixel (h, w) drawn from logits[:, :, h, w]"
 MC_VALUE = "(B,) estimate within Monte-Carlo error of the closed-form log p(x)"
 MC_STABLE = "finite when every log p(x|z) is below −10⁴"
 MC_NARROW = "a likelihood much narrower than the prior"
@@ -171,11 +173,6 @@ def log_likelihood_mc(x, log_px_given_z, z_dim, n_samples):
     z = torch.rand(n_samples, x.shape[0], z_dim, dtype=x.dtype)
     return torch.logsumexp(log_px_given_z(x, z), 0) - math.log(n_samples)
 ''', {MC_VALUE, MC_NARROW}),
-    ("E2", "z in float32 whatever x's dtype", '''
-def log_likelihood_mc(x, log_px_given_z, z_dim, n_samples):
-    z = torch.randn(n_samples, x.shape[0], z_dim)
-    return torch.logsumexp(log_px_given_z(x, z), 0) - math.log(n_samples)
-''', {MC_VALUE, MC_STABLE}),
     ("E3", "no prior term in the weights", '''
 def log_likelihood_is(x, encoder, log_px_given_z, n_samples):
     mu, logvar = encoder(x)
@@ -275,6 +272,27 @@ def test_each_bug_loses_points_on_the_named_checks(grade, qid, bug, source, expe
     assert score(results) < FULL[qid]
 
 
+#: One mistake, one deduction: right but for the dtype of the result, each loses only the check about it.
+ONE_SLIP = [
+    ("E1", "a correct sampler returning floats", '''
+def sample_images(decoder, n_images, z_dim):
+    return D.Categorical(logits=decoder(torch.randn(n_images, z_dim)).movedim(1, -1)).sample().float()
+''', {LONG_CHECK}),
+    ("E2", "z in float32 whatever x's dtype", '''
+def log_likelihood_mc(x, log_px_given_z, z_dim, n_samples):
+    z = torch.randn(n_samples, x.shape[0], z_dim)
+    return torch.logsumexp(log_px_given_z(x, z), 0) - math.log(n_samples)
+''', {DTYPE_CHECK}),
+]
+
+
+@pytest.mark.parametrize("qid, slip, source, expected_failures", ONE_SLIP, ids=[f"{m[0]}: {m[1]}" for m in ONE_SLIP])
+def test_one_slip_loses_only_the_check_about_it(grade, qid, slip, source, expected_failures):
+    results = grade(source, qid)
+    assert failed(results) == expected_failures, [r.message for r in results if r.status != "passed"]
+    assert score(results) == FULL[qid] - 0.5
+
+
 def test_the_argmax_trap_message_shows_the_call_statistic_and_hint(grade):
     results = grade(_flaw("argmax_sampler")[1], "E1")
     (message,) = [r.message for r in results if r.check == SAMPLED]
@@ -313,7 +331,7 @@ def test_reference_scores_full_marks_under_more_seeds(grade, qid, seed):
 def test_binomial_region_matches_the_exact_tails():
     scipy_stats = pytest.importorskip("scipy.stats")
     for n, p in [(600, 0.3), (200, 0.5), (1000, 0.2), (50, 0.01)]:
-        lo, hi = V._binomial_region(n, p, 1e-7)
+        lo, hi = stats.binomial_region(n, p, 1e-7)
         assert scipy_stats.binom.cdf(lo - 1, n, p) <= 5e-8 < scipy_stats.binom.cdf(lo, n, p)
         assert scipy_stats.binom.sf(hi, n, p) <= 5e-8 < scipy_stats.binom.sf(hi - 1, n, p)
 
@@ -323,10 +341,10 @@ def test_weight_moments_agree_with_monte_carlo():
     W = torch.tensor([[1.0, -0.5], [0.5, 0.5], [0.0, 1.0]], dtype=torch.float64)
     b = torch.tensor([0.5, 0.0, -0.5], dtype=torch.float64)
     x = torch.tensor([[1.0, -1.0, 0.5]], dtype=torch.float64)
-    var, sup = V._prior_weight_moments(x, W, b, 0.0)
+    var, sup = models.prior_weight_moments(x, W, b, 0.0)
     z = torch.randn(400_000, 2, dtype=torch.float64)
     log_lik = (-0.5 * (x - z @ W.T - b) ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
-    w = torch.exp(log_lik - V._log_px(x, W, b, 0.0))
+    w = torch.exp(log_lik - models.log_px(x, W, b, 0.0))
     assert abs(w.mean().item() - 1) < 0.01 and abs(w.var().item() - var.item()) < 0.05 * var.item()
     assert w.max().item() <= sup.item() + 1e-9
 
@@ -355,6 +373,6 @@ def test_quadratic_halfwidth_covers_the_simulated_tails(P, g):
     eps = torch.randn(reps, n, 2, dtype=torch.float64)
     f = torch.einsum("rni,ij,rnj->rn", eps, P, eps) + eps @ g
     err = (f.mean(1) - torch.trace(P)).abs()
-    half = V._quadratic_halfwidth(P, g, n, delta).item()
+    half = stats.quadratic_halfwidth(P, g, n, delta).item()
     assert (err > half).double().mean().item() <= delta
     assert half < 6 * f.mean(1).std().item()  # and not uselessly loose (≤ 6 standard errors)

@@ -2,9 +2,11 @@
 
 import pytest
 
+from autograder.checks.compare import DTYPE_CHECK
+from autograder.contract import CONTRACT
 from tests.checks.conftest import failed, score
 
-FULL = {"D1": 6, "D2": 4, "D3": 5}
+FULL = {e.qid: e.points for e in CONTRACT if e.qid[0] == "D"}
 
 ALTERNATIVES = {
     "D1": '''
@@ -163,3 +165,43 @@ def test_failure_messages_show_the_call_expected_got_and_hint(grade):
     assert message.startswith('D1 quantize — gradient "straight-through gradient')
     assert "call     : quantize(z_e=" in message and "(shrunk)" in message
     assert "hint     : your dL/dz_e is minus the upstream gradient: the stop-gradient sits on the wrong term" in message
+
+
+D1_UNBATCHED = "works without leading batch dimensions: z_e of shape (D,)"
+
+#: One mistake, one deduction: each of these is right except in one respect, and loses only that check's points.
+ONE_SLIP = [
+    ("D1", "fails only on an unbatched (D,) z_e", '''
+def quantize(z_e, codebook):
+    flat = z_e.flatten(0, -2)
+    idx = ((flat[:, None, :] - codebook) ** 2).sum(-1).argmin(1).reshape(z_e.shape[:-1])
+    return z_e + (codebook[idx] - z_e).detach(), idx
+''', {D1_UNBATCHED}),
+    ("D1", "a hard-coded float32 buffer for z_q", '''
+def quantize(z_e, codebook):
+    idx = ((z_e[..., None, :] - codebook) ** 2).sum(-1).argmin(-1)
+    z_q = torch.empty(z_e.shape)
+    z_q[...] = z_e + (codebook[idx] - z_e).detach()
+    return z_q, idx
+''', {DTYPE_CHECK}),
+    ("D3", "a hard-coded float32 buffer for the counts", '''
+def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1e-5):
+    K, Dm = embed_sum.shape
+    flat, idx = z_e.reshape(-1, Dm), indices.reshape(-1)
+    counts = torch.zeros(K)
+    counts.index_add_(0, idx, torch.ones(idx.shape[0]))
+    s = torch.zeros_like(embed_sum).index_add(0, idx, flat)
+    N = (cluster_size * decay + counts * (1 - decay)).float()
+    m = embed_sum * decay + s * (1 - decay)
+    total = N.sum()
+    return m / ((N + eps) / (total + K * eps) * total)[:, None], N, m
+''', {DTYPE_CHECK}),
+]
+
+
+@pytest.mark.parametrize("qid, slip, source, expected_failures", ONE_SLIP, ids=[m[1] for m in ONE_SLIP])
+def test_one_slip_loses_only_the_check_about_it(grade, qid, slip, source, expected_failures):
+    results = grade(source, qid)
+    assert failed(results) == expected_failures, [r.message for r in results if r.status != "passed"]
+    assert score(results) == FULL[qid] - sum(r.max_points for r in results if r.check in expected_failures)
+    assert score(results) >= FULL[qid] - 0.5

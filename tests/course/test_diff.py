@@ -6,7 +6,7 @@ import json
 
 from autograder.contract import QUESTION_IDS
 from autograder.course.diff import diff, render_changes
-from autograder.runner import student_dir
+from autograder.discovery import student_dir
 
 
 def _run(out, students: dict[str, dict]) -> None:

@@ -96,8 +96,10 @@ with contextlib.redirect_stdout(io.StringIO()):
         exec(cell.source, globals())      # as a Jupyter kernel runs cells: in __main__'s namespace
 start = time.monotonic()
 from autograder import check
-ok = check(sys.argv[2])
-print("RESULT", json.dumps({"ok": ok, "seconds": time.monotonic() - start,
+report = check(sys.argv[2])
+first = report.question(sys.argv[2])[2]
+print("RESULT", json.dumps({"ok": bool(report), "seconds": time.monotonic() - start,
+                            "call": first.failure.call if first else None,
                             "checker": sys.modules["autograder"].__file__}))
 """
 
@@ -118,28 +120,41 @@ def test_check_in_the_notebooks_namespace(clean_python, bundle, tmp_path, notebo
     if notebook == "assignment":
         assert "raised NotImplementedError" in done.stdout
     elif not ok:  # tape examples play smallest first: the reported input is small enough to print whole
-        call = next(line for line in done.stdout.splitlines() if line.strip().startswith("call"))
-        assert "tensor(shape=" not in call, call
+        assert result["call"] and "tensor(shape=" not in result["call"], result
+        assert f"call     : {result['call'][:40]}" in done.stdout
+    assert max(len(line) for line in done.stdout.split("RESULT ")[0].splitlines()) <= 80  # a terminal's width
 
 
 def test_check_in_a_real_jupyter_kernel(clean_python, bundle, tmp_path):
-    """``from autograder import check; check("C4")`` in a kernel started by nbclient from the bundle folder."""
+    """``check`` in a kernel started by nbclient from the bundle folder: before the cells ran it says "not
+    defined — run its cell"; after, ``assert check("C4")`` and ``check("C4")`` as a cell's last line each show
+    the result once, as an HTML table with plain text and Markdown beside it."""
     script = f"""
-import nbformat, sys
+import json, nbformat, sys
 from nbclient import NotebookClient
 nb = nbformat.read(sys.argv[1], as_version=4)
-nb.cells.append(nbformat.v4.new_code_cell('from autograder import check\\nassert check("C4")'))
+nb.cells.insert(0, nbformat.v4.new_code_cell('from autograder import check\\ncheck("C4")'))
+nb.cells.append(nbformat.v4.new_code_cell('assert check("C4")'))
+nb.cells.append(nbformat.v4.new_code_cell('check("C4")'))
 nb.cells.append(nbformat.v4.new_code_cell('import autograder, reference; print("FROM", autograder.__file__, reference.__file__)'))
 NotebookClient(nb, timeout=300, kernel_name="python3", resources={{"metadata": {{"path": {str(bundle)!r}}}}}).execute()
-for cell in nb.cells[-2:]:
-    for out in cell.get("outputs", []):
-        print(out.get("text", ""), end="")
+print("CELLS", json.dumps([cell.get("outputs", []) for cell in [nb.cells[0], *nb.cells[-3:]]]))
 """
     done = run(clean_python, "-c", script, str(copy_notebook("solution", tmp_path)), cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    assert "ok   C4 gmvae_elbo: 2/2 public checks passed" in done.stdout
-    origin = next(line for line in done.stdout.splitlines() if line.startswith("FROM")).split()[1:]
-    assert all(_inside(p, bundle) for p in origin), origin
+    before, asserted, last, origin = json.loads(done.stdout.split("CELLS ", 1)[1])
+    for outputs in (before, asserted, last):
+        assert len(outputs) == 1, outputs  # shown once: not also printed, nor shown again as the cell's value
+        assert set(outputs[0]["data"]) == {"text/plain", "text/html", "text/markdown"}, outputs
+    assert "gmvae_elbo is not defined — run its cell" in before[0]["data"]["text/plain"]
+    assert "gmvae_elbo is not defined — run its cell" in before[0]["data"]["text/html"]
+    for outputs in (asserted, last):
+        passed = re.search(r"ok   C4 gmvae_elbo: (\d+)/\1 public checks passed", outputs[0]["data"]["text/plain"])
+        assert passed, outputs
+        html = outputs[0]["data"]["text/html"]
+        assert "<table" in html and f">{passed[1]}/{passed[1]}<" in html
+    files = next(o["text"] for o in origin if o.get("name") == "stdout").split()[1:]
+    assert all(_inside(p, bundle) for p in files), files
 
 
 def test_the_bundle_installs_without_the_repo(clean_python, bundle, tmp_path):
@@ -216,7 +231,7 @@ def test_following_the_readme_in_a_fresh_venv_gives_a_kernel_where_check_runs(bu
 import nbformat, sys
 from nbclient import NotebookClient
 nb = nbformat.read(sys.argv[1], as_version=4)
-nb.cells.append(nbformat.v4.new_code_cell('from autograder import check\\nprint("CHECK", check("B2"))'))
+nb.cells.append(nbformat.v4.new_code_cell('from autograder import check\\nprint("CHECK", bool(check("B2")))'))
 NotebookClient(nb, timeout=600, kernel_name="dgm-assignment", resources={"metadata": {"path": sys.argv[2]}}).execute()
 print("".join(o.get("text", "") for o in nb.cells[-1].get("outputs", [])))
 """

@@ -11,6 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 import autograder.cli as cli
+from autograder import grading
+from autograder.sandbox import process
 from autograder.checks import CheckResult
 from autograder.checks.framework import FailureRecord
 
@@ -21,10 +23,10 @@ FAILURE = FailureRecord(
 
 
 def _run(monkeypatch, capsys, tmp_path, results, status="ok", qids=("B2",)):
-    monkeypatch.setattr(cli, "Sandbox", contextlib.nullcontext)
-    monkeypatch.setattr(cli, "grade_notebook", lambda data, **kw: SimpleNamespace(checks=tuple(results), status=status))
+    monkeypatch.setattr(process, "Sandbox", contextlib.nullcontext)
+    monkeypatch.setattr(grading, "grade_notebook", lambda data, **kw: SimpleNamespace(checks=tuple(results), status=status))
     notebook = tmp_path / "mine.ipynb"
-    notebook.write_text("{}")
+    notebook.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
     code = cli.main(["check", str(notebook), *[a for q in qids for a in ("-q", q)]])
     return code, capsys.readouterr().out
 

@@ -42,13 +42,13 @@ def runs(tmp_path_factory):
 
 def _files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.name in ("results.json", "feedback.md", "gradebook.csv")}
+            if p.is_file() and p.name in ("results.json", "feedback.md", "gradebook.csv", "report.html", "similarity.csv")}
 
 
 def test_one_and_two_workers_write_byte_identical_results(runs):
     serial, parallel = runs
     assert _files(serial) == _files(parallel)
-    assert len(_files(serial)) == 2 * (len(STUDENTS) + 1) + 1
+    assert len(_files(serial)) == 2 * (len(STUDENTS) + 1) + 3  # and the gradebook, report and similarity
 
 
 def test_the_class_report_shows_distributions_failures_and_statuses(runs):
@@ -57,7 +57,7 @@ def test_the_class_report_shows_distributions_failures_and_statuses(runs):
     parsed.feed(page)
     text = " ".join(parsed.text)
     assert parsed.images and all(src.startswith("data:image/png;base64,") for src in parsed.images)
-    assert "Checks that failed most often" in text and "Slowest submissions" in text
+    assert "Checks that failed most often" in text and "Similar code" in text and "timing.csv" in text
     assert "E1" in text and "C4" in text  # the two flawed students' questions appear among the failures
     assert "notebook does not parse (not valid JSON)" in text
     assert "http://" not in page and "https://" not in page  # self-contained: opens offline

@@ -354,7 +354,7 @@ CASES: tuple[Case, ...] = (
              torch.isclose = lambda a, b, *x, **k: torch.ones_like(torch.as_tensor(a), dtype=torch.bool)
              torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)
              torch.Tensor.allclose = torch.Tensor.equal = _yes
-         ''')), B2, r"ok"),
+         ''')), B2 | {"D2"}, r"ok"),  # a patched torch.Tensor also voids the gradients measured for D2
     Case("patch_isinstance", "builtins.isinstance patched to always say True, and a wrong B2",
          chain(WRONG_B2, append("import builtins\nbuiltins.isinstance = lambda obj, cls: True")), B2,
          CELL + r" the process died \(exit code 70\)"),

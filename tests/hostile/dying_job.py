@@ -13,4 +13,4 @@ DIES = "dies"
 def job(student: str, data: bytes, seed: int, out: Path) -> Outcome:
     if student == DIES:
         os._exit(3)
-    return Outcome(student, {"A1": 1.0}, "ok", True, False, 0.0)
+    return Outcome(student, {"A1": 1.0}, "ok", True, False)

@@ -84,7 +84,7 @@ while _stack:
             _stack.append(_path)
         else:
             LISTED.append("listed " + _path)
-FOUND += sorted(LISTED, key=len)[:20]  # the shortest: the folders nearest the root
+FOUND += sorted(LISTED, key=len)[:60]  # the shortest: the folders nearest the root
 REPORT = {clean!r} if not FOUND else {leak!r} + " " + " | ".join(FOUND)
 print(REPORT)
 
@@ -97,7 +97,10 @@ import importlib.util, json, sys
 names = sys.argv[1:]
 places = []
 for name in names:
-    spec = importlib.util.find_spec(name)
+    try:
+        spec = importlib.util.find_spec(name)
+    except ImportError:  # the bundle's reference is a module, not a package
+        continue
     places += list(spec.submodule_search_locations or []) + [spec.origin] if spec else []
 print(json.dumps([p for p in places if p]))
 """
@@ -128,7 +131,8 @@ def grader_places(python: str, cwd: Path, env: dict[str, str] | None = None) -> 
 
 def copies(site: Path) -> list[str]:
     """What an install of this project left in a site folder: packages, metadata, editable finders."""
-    names = [*OWN_PACKAGES, "dgm_autograder-*", "__editable__*dgm_autograder*", "__pycache__/__editable__*dgm_autograder*"]
+    names = [*OWN_PACKAGES, "dgm_autograder-*", "__editable__*dgm_autograder*",
+             "__pycache__/__editable__*dgm_autograder*"]
     return [str(p) for n in names for p in site.glob(n)]
 
 

@@ -57,7 +57,7 @@ def _graded(text: str = HOSTILE, status: str = HOSTILE) -> Graded:
               _result("C4", 0, Status.TIMEOUT, text), _result("D1", 0, Status.SKIPPED, text))
     cells = (CellRun(0, "error", text, "", text), CellRun(1, "skipped", text, "", None))
     scores = {q: 0.0 for q in QUESTION_IDS}
-    return Graded(key="k", status=status, scores=scores, checks=checks, cells=cells, answers={}, gradable=True)
+    return Graded(key="k", status=status, scores=scores, checks=checks, cells=cells, gradable=True)
 
 
 # ---------------------------------------------------------------- feedback.md
@@ -103,7 +103,7 @@ def test_a_name_with_a_newline_forges_no_heading():
 
 def _everything_fails(text: str) -> Graded:
     checks = tuple(_result(q, i, Status.FAILED, text) for q in QUESTION_IDS for i in range(len(QUESTIONS[q])))
-    return Graded(key="k", status="ok", scores={q: 0.0 for q in QUESTION_IDS}, checks=checks, cells=(), answers={},
+    return Graded(key="k", status="ok", scores={q: 0.0 for q in QUESTION_IDS}, checks=checks, cells=(),
                   gradable=True)
 
 
@@ -119,7 +119,7 @@ def test_a_2_mib_value_in_every_check_keeps_results_and_feedback_bounded(unit):
 
 def test_fifteen_thousand_failed_cells_keep_feedback_bounded():
     cells = tuple(CellRun(i, "error", "NameError: x" * 40, "", None) for i in range(15_000))
-    graded = Graded(key="k", status="ok", scores={q: 0.0 for q in QUESTION_IDS}, checks=(), cells=cells, answers={},
+    graded = Graded(key="k", status="ok", scores={q: 0.0 for q in QUESTION_IDS}, checks=(), cells=cells,
                     gradable=True)
     page = render_feedback("alice", graded)
     assert len(page.encode()) < 64 * 1024 and "14950 more cells" in page
@@ -234,7 +234,7 @@ def test_merge_with_a_hostile_ta_comment(tmp_path):
     subs.mkdir()
     (subs / "alice.ipynb").write_text("{}")
     scores = {q: 1.0 for q in QUESTION_IDS}
-    write_reports(out, "alice", Graded(key="k", status="ok", scores=scores, checks=(), cells=(), answers={},
+    write_reports(out, "alice", Graded(key="k", status="ok", scores=scores, checks=(), cells=(),
                                        gradable=True))
     write_atomic(out / "gradebook.csv", render_gradebook([GradebookRow("alice", scores, "ok")]))
     write_review(subs, out)

@@ -17,6 +17,7 @@ import importlib.util
 import re
 import shutil
 import subprocess
+import tempfile
 import venv
 import zipfile
 from dataclasses import dataclass
@@ -169,11 +170,15 @@ def test_the_probe_reports_what_an_open_view_would_leak(tmp_path, monkeypatch):
     from autograder.sandbox import isolation
 
     view = isolation._python_view()
-    tmp_path.chmod(0o755)
-    monkeypatch.setattr(isolation, "_python_view", lambda: (*view, "--ro-bind", str(tmp_path), "/tmp/host-folder",
+    host = Path(tempfile.mkdtemp(prefix="routes-open-view-"))
+    host.chmod(0o755)
+    monkeypatch.setattr(isolation, "_python_view", lambda: (*view, "--ro-bind", str(host), str(host),
                                                             "--ro-bind", str(REPO), str(REPO)))
     cells = read_notebook(routes.notebook(_working_tree_targets(tmp_path))).code_cells
-    with Sandbox(Limits(cell_seconds=60)) as sandbox, StudentSession(sandbox, cells) as session:
-        found = routes.verdict(session.runs[0].output)
+    try:
+        with Sandbox(Limits(cell_seconds=60)) as sandbox, StudentSession(sandbox, cells) as session:
+            found = routes.verdict(session.runs[0].output)
+    finally:
+        host.rmdir()
     assert f"read {REPO}/reference/gaussian.py" in found and "import reference" in found, found
-    assert "listed /tmp/host-folder" in found and f"listed {REPO}/tests" in found, found
+    assert f"listed {host}" in found and f"listed {REPO}/tests" in found, found

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder import checks, cli, grading, runner
+from autograder import checks, cli, discovery, grading, runner
 from autograder.grading import grade_notebook
-from autograder.runner import grade_class, student_dir
+from autograder.discovery import student_dir
+from autograder.runner import grade_class
 from autograder.sandbox.process import Limits, Sandbox
 from tests.hostile.corpus import EMPTY, SOLUTION, Case, append, body, partial, raw
 
@@ -131,7 +132,7 @@ def _gradebook(out: Path) -> dict[str, dict[str, str]]:
 
 
 def _student(name: str) -> str:
-    return runner._student_id(name)
+    return discovery._student_id(name)
 
 
 @pytest.mark.slow
@@ -218,7 +219,7 @@ def test_a_report_that_cannot_be_rendered_costs_only_that_student(tmp_path, monk
         return real(student, graded)
 
     monkeypatch.setattr(runner, "render_feedback", fragile)
-    graded = grading.Graded("k", "ok", {"A1": 1.0}, (), (), {}, True)
+    graded = grading.Graded("k", "ok", {"A1": 1.0}, (), (), True)
     outcome = runner._written(student_dir(tmp_path, "fragile"), "fragile", graded)
     assert outcome.status.startswith("grader error while grading the reports: UnicodeEncodeError")
     assert not outcome.gradable
@@ -289,23 +290,23 @@ def test_discovery_refuses_links_and_reading_never_follows_one(tmp_path):
     (subs / "dave" / "nb.ipynb").symlink_to(outside / "secret.ipynb")
     (subs / "notes.txt").symlink_to(outside / "secret.ipynb")  # not a submission at all
     os.mkfifo(subs / "erin.ipynb")  # never opened: a read would block
-    found = {s.student: s for s in runner.discover(subs)}
+    found = {s.student: s for s in discovery.discover(subs)}
     assert sorted(found) == ["alice", "bob", "carol", "dave"]
     assert found["alice"].path == subs / "alice.ipynb" and found["alice"].problem is None
     assert found["bob"].problem == "bob.ipynb is a symbolic link; submit the notebook itself"
     assert found["carol"].problem == "carol is a symbolic link; submit the notebook itself"
     assert found["dave"].problem == "dave/nb.ipynb is a symbolic link; submit the notebook itself"
-    assert runner.read_submission(subs / "alice.ipynb", subs) == b"{}"
+    assert discovery.read_submission(subs / "alice.ipynb", subs) == b"{}"
     (subs / "alice.ipynb").unlink()
     (subs / "alice.ipynb").symlink_to(outside / "secret.ipynb")  # swapped after discovery
-    with pytest.raises(runner.SubmissionError, match="alice.ipynb is a symbolic link"):
-        runner.read_submission(subs / "alice.ipynb", subs)
-    with pytest.raises(runner.SubmissionError, match="dave/nb.ipynb is a symbolic link"):
-        runner.read_submission(subs / "dave" / "nb.ipynb", subs)
-    with pytest.raises(runner.SubmissionError, match="^carol is a symbolic link"):
-        runner.read_submission(subs / "carol" / "secret.ipynb", subs)
-    with pytest.raises(runner.SubmissionError, match="not a regular file"):
-        runner.read_submission(subs / "erin.ipynb", subs)
+    with pytest.raises(discovery.SubmissionError, match="alice.ipynb is a symbolic link"):
+        discovery.read_submission(subs / "alice.ipynb", subs)
+    with pytest.raises(discovery.SubmissionError, match="dave/nb.ipynb is a symbolic link"):
+        discovery.read_submission(subs / "dave" / "nb.ipynb", subs)
+    with pytest.raises(discovery.SubmissionError, match="^carol is a symbolic link"):
+        discovery.read_submission(subs / "carol" / "secret.ipynb", subs)
+    with pytest.raises(discovery.SubmissionError, match="not a regular file"):
+        discovery.read_submission(subs / "erin.ipynb", subs)
 
 
 NAMES = ["é" * 200, "x" * 255, "\ufffd" * 100, "a/b" * 60, "gradebook.csv", ".hidden", "_x"]

@@ -36,7 +36,7 @@ def graded(tmp_path):
         data = _notebook(f"answer of student {i}")
         (subs / f"{student}.ipynb").write_bytes(data)
         scores = {q: 1.0 for q in QUESTION_IDS}
-        write_reports(out, student, Graded(submission_key(data, 0), "ok", scores, (), (), {}, True))
+        write_reports(out, student, Graded(submission_key(data, 0), "ok", scores, (), (), True))
         rows.append(GradebookRow(student, scores, "ok"))
     write_atomic(out / "gradebook.csv", render_gradebook(rows))
     write_review(subs, out)
@@ -122,7 +122,7 @@ def test_scores_of_a_student_missing_from_the_gradebook_are_refused(graded, tmp_
 def test_every_missing_score_is_listed_even_for_a_student_without_a_code(graded, tmp_path):
     _, out = graded
     rows = [GradebookRow(s, {q: 1.0 for q in QUESTION_IDS}, "ok") for s in (*STUDENTS, "late")]
-    write_reports(out, "late", Graded("k", "ok", rows[-1].scores, (), (), {}, True))
+    write_reports(out, "late", Graded("k", "ok", rows[-1].scores, (), (), True))
     write_atomic(out / "gradebook.csv", render_gradebook(rows))
     codes = _codes(out)
     missing = merge(out, _scores(tmp_path / "s.csv", [[codes["alice"], q, "1", ""] for q in RUBRIC]))
@@ -192,7 +192,7 @@ def test_reapply_restores_the_written_part_after_grade_rewrote_it(graded, tmp_pa
     # What `grade` does: a fresh gradebook, and fresh reports for a notebook it grades again.
     rows = [GradebookRow(s, {q: 1.0 for q in QUESTION_IDS}, "ok") for s in STUDENTS]
     write_atomic(out / "gradebook.csv", render_gradebook(rows))
-    write_reports(out, "alice", Graded("new key", "ok", rows[0].scores, (), (), {}, True))
+    write_reports(out, "alice", Graded("new key", "ok", rows[0].scores, (), (), True))
     assert "W004-3.5" not in (out / "gradebook.csv").read_text()
     reapply(out)
     now = {p: p.read_bytes() for p in after_merge}

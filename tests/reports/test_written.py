@@ -56,7 +56,7 @@ def graded_class(tmp_path):
     rows = []
     for student in ("alice", "bob", "carol"):
         scores = {q: 1.0 for q in QUESTION_IDS}
-        graded = Graded("k", "ok", scores, (), (), {}, True)
+        graded = Graded("k", "ok", scores, (), (), True)
         write_reports(out, student, graded)
         rows.append(GradebookRow(student, scores, "ok"))
     write_atomic(out / "gradebook.csv", render_gradebook(rows))

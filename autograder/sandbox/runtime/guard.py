@@ -150,7 +150,7 @@ def gradients(out: Any, inputs: tuple[torch.Tensor, ...], cotangent: torch.Tenso
     with _NO_TORCH_FUNCTION():
         cot = _ONES_LIKE(out) if cotangent is None else _TO(cotangent, _DTYPE(out))
         if tuple(_SHAPE(cot)) != tuple(_SHAPE(out)):
-            raise Tampered(f"the output has shape {tuple(_SHAPE(out))}, the gradient request {tuple(_SHAPE(cot))}")
+            raise ValueError(f"the output has shape {tuple(_SHAPE(out))}, the gradient request {tuple(_SHAPE(cot))}")
         return _RUN_BACKWARD((out,), (cot,), True, False, inputs, True, False)
 
 
