@@ -41,6 +41,8 @@ _FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20'")
 #: What can start inline Markdown or HTML: code, emphasis, links and images, autolinks and raw HTML,
 #: entities, table cells, strike-through, math, a heading's closing ``#``s; and the escape itself.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&$])")
+_JOINER = "\u2060"  # word joiner: invisible, and no renderer links across it
+_AUTOLINK = re.compile(r"(?i)\b(?:https?|ftp|file)(?=:)|\bwww(?=\.)|(?=@)")
 
 
 def _escaped(ch: str) -> str:
@@ -78,8 +80,13 @@ def terminal(text: str, keep_newlines: bool = False) -> str:
 
 
 def md_text(text: str, limit: int = FIELD_CHARS) -> str:
-    """``text`` as inline Markdown that renders exactly as the (one-line, printable) text."""
-    return _MD_SPECIAL.sub(r"\\\1", printable(clip(" ".join(str(text).split()), limit)))
+    """``text`` as inline Markdown that renders exactly as the (one-line, printable) text.
+
+    Renderers that link bare addresses (GitHub's ``http://…``, ``www.…``,
+    ``a@b.c``) find none: a word joiner (U+2060, invisible) splits each trigger.
+    """
+    text = _MD_SPECIAL.sub(r"\\\1", printable(clip(" ".join(str(text).split()), limit)))
+    return _AUTOLINK.sub(lambda m: m.group(0) + _JOINER, text)
 
 
 def md_code(text: str, info: str = "text") -> str:

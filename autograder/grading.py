@@ -8,6 +8,7 @@ container can run it as one job.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib.util
@@ -44,6 +45,8 @@ class Graded:
     gradable: bool
     seconds: float = field(compare=False, default=0.0)
     grader_errors: tuple[str, ...] = field(compare=False, default=())
+    notebook: str = ""  # sha256 of the notebook's bytes ("" when there was none)
+    seed: int = 0
 
     @property
     def total(self) -> float:
@@ -164,10 +167,11 @@ def grade_notebook(
     """
     start = time.monotonic()
     try:
-        return _grade(data, sandbox, seed, qids, public_only, start)
+        graded = _grade(data, sandbox, seed, qids, public_only, start)
     except Exception as exc:  # noqa: BLE001 - a grader bug costs this submission, never the batch
-        return grading_failed(grader_error("the submission", exc), traceback.format_exc(), qids=qids,
-                              public_only=public_only, seconds=time.monotonic() - start)
+        graded = grading_failed(grader_error("the submission", exc), traceback.format_exc(), qids=qids,
+                                public_only=public_only, seconds=time.monotonic() - start)
+    return dataclasses.replace(graded, notebook=hashlib.sha256(data).hexdigest() if data else "", seed=seed)
 
 
 def _grade(data: bytes, sandbox: Sandbox, seed: int, qids: tuple[str, ...], public_only: bool, start: float) -> Graded:

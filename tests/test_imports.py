@@ -1,4 +1,4 @@
-"""Every module of ``autograder/`` and ``reference/`` imports on its own, and no import circle.
+"""Every module of ``autograder/`` and ``reference/`` imports, and ``autograder``'s modules form no import circle.
 
 The graph is built from the ``import`` statements that run when a module loads
 (module level, including under ``if``/``try``, but not under ``TYPE_CHECKING``);
@@ -112,8 +112,10 @@ def test_the_cycle_finder_finds_a_circle():
 def test_the_graph_sees_relative_and_conditional_imports(tmp_path, monkeypatch):
     pkg = tmp_path / "autograder"
     (pkg / "sub").mkdir(parents=True)
-    (pkg / "__init__.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from autograder import b\n")
-    (pkg / "b.py").write_text("try:\n    from .sub import c\nexcept ImportError:\n    pass\ndef f():\n    import autograder\n")
+    (pkg / "__init__.py").write_text("from typing import TYPE_CHECKING\n"
+                                     "if TYPE_CHECKING:\n    from autograder import b\n")
+    (pkg / "b.py").write_text("try:\n    from .sub import c\nexcept ImportError:\n    pass\n"
+                              "def f():\n    import autograder\n")
     (pkg / "sub" / "__init__.py").write_text("")
     (pkg / "sub" / "c.py").write_text("from .. import b\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)

@@ -202,6 +202,9 @@ def _elbo_gradients(ctx: Context, example) -> None:
                     "(q's own variance)",
         "gamma": "your gradient w.r.t. gamma differs: γ enters the expected log p(z|c) term and Σ_c γ_c log(π_c/γ_c)",
     }
+    # Stable forms of the reconstruction (max(ℓ, 0) + log1p(exp(−|ℓ|)), …) have a kink at ℓ = 0 where
+    # autograd picks a subgradient: the derivative is judged where it is defined.
+    example = {**example, "x_logits": torch.where(example["x_logits"] == 0, 0.25, example["x_logits"])}
     b = example["x"].shape[0]
     cotangent = torch.arange(1, b + 1, dtype=F64)
     args = {k: Leaf(v, k) if k in hints else v for k, v in example.items()}

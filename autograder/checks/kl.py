@@ -1,15 +1,14 @@
 """Checks of Part A (which KL?): A1 ``KL_SCENARIOS`` … A5 ``fit_gaussian_to_mixture``.
 
 A3 and A4 return Monte-Carlo estimates, judged by two-sided z-tests against
-expectations and standard errors computed here by quadrature (no sampling on
-the grader's side). Every statistic is tested at |z| ≤ 5.33 (false-fail
+expectations and standard errors computed by quadrature in ``kl_quadrature``
+(no sampling on the grader's side). Every statistic is tested at |z| ≤ 5.33 (false-fail
 probability 9.8e-8 each); a check tests at most 6 statistics, so a correct
 solution fails it with probability below 6e-7 under any seed.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import random
 from dataclasses import dataclass
@@ -23,6 +22,9 @@ from autograder.checks import strategies as S
 from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, expect_scalar_tensor, expect_tensor, keeps_dtype
 from autograder.checks.diagnose import NOT_IMPLEMENTED, Diagnosis, expect_diagnosed
 from autograder.checks.framework import Context, for_all
+from autograder.checks.kl_quadrature import N_SAMPLES, Case as _Case
+from autograder.checks.kl_quadrature import coordinates as _coordinates, moments as _moments
+from autograder.checks.kl_quadrature import reverse_value as _reverse_value, snis as _snis, z_test as _z_test
 from autograder.checks.registry import check
 from autograder.sandbox.runtime import builders
 from autograder.sandbox.runtime.wire import Fn, Leaf
@@ -163,125 +165,13 @@ def _forward_gradient(ctx: Context, example) -> None:
             got, e = torch.tril(got), torch.tril(e)
         expect_tensor(ctx, got, e, what=f"d loss / d {name}")
 
-# ---------------------------------------------------------------- A3, A4: quadrature truth
-
-Z_MAX = 5.33
-TAIL = math.erfc(Z_MAX / math.sqrt(2))  # two-sided normal tail P(|Z| > 5.33) = 9.8e-8 per statistic
-N_SAMPLES = 4096
-_NODES = 8001
-
-
-@dataclass(frozen=True)
-class _Case:
-    """q = N(q_loc, diag q_scale²) against p̃ = p · exp(shift).
-
-    With ``p_logits`` p is the 1-D mixture Σ_k softmax(p_logits)_k N(p_loc_k, p_scale_k²)
-    and q a 1-D ``Normal``; without, p = N(p_loc, diag p_scale²) and q an ``Independent`` Normal.
-    """
-
-    q_loc: tuple[float, ...]
-    q_scale: tuple[float, ...]
-    p_loc: tuple[float, ...]
-    p_scale: tuple[float, ...]
-    shift: float
-    p_logits: tuple[float, ...] | None = None
-
-    def q(self, dtype: torch.dtype, leaf: bool = False) -> Fn:
-        if self.p_logits is not None:
-            loc, scale = torch.tensor(self.q_loc[0], dtype=dtype), torch.tensor(self.q_scale[0], dtype=dtype)
-            return Fn("normal", {"loc": Leaf(loc, "loc") if leaf else loc, "scale": scale})
-        loc, scale = torch.tensor(self.q_loc, dtype=dtype), torch.tensor(self.q_scale, dtype=dtype)
-        return Fn("independent_normal", {"loc": Leaf(loc, "loc") if leaf else loc, "scale": scale, "ndims": 1})
-
-    def target(self, dtype: torch.dtype) -> Fn:
-        loc, scale = torch.tensor(self.p_loc, dtype=dtype), torch.tensor(self.p_scale, dtype=dtype)
-        if self.p_logits is not None:
-            logits = torch.tensor(self.p_logits, dtype=dtype)
-            return Fn("mixture_log_density", {"logits": logits, "locs": loc, "scales": scale, "shift": self.shift})
-        return Fn("diag_normal_log_density", {"loc": loc, "scale": scale, "shift": self.shift})
-
-
-class _Coordinate:
-    """One coordinate of a case on a trapezoid grid: log q, log p and (log p)' at the nodes (float64)."""
-
-    def __init__(self, q_loc: float, q_scale: float, logits, locs, scales) -> None:
-        self.q_loc, self.q_scale = q_loc, q_scale
-        lo = min([q_loc - 14 * q_scale] + [m - 14 * s for m, s in zip(locs, scales)])
-        hi = max([q_loc + 14 * q_scale] + [m + 14 * s for m, s in zip(locs, scales)])
-        self.x = torch.linspace(lo, hi, _NODES, dtype=F64)
-        self.h = torch.full_like(self.x, (hi - lo) / (_NODES - 1))
-        self.h[[0, -1]] /= 2
-        p = builders.normal_mixture_1d(*(torch.tensor(v, dtype=F64) for v in (logits, locs, scales)))
-        x = self.x.clone().requires_grad_()
-        log_p = p.log_prob(x)
-        self.dlog_p = torch.autograd.grad(log_p.sum(), x)[0]
-        self.log_p = log_p.detach()
-        self.log_q = D.Normal(torch.tensor(q_loc, dtype=F64), torch.tensor(q_scale, dtype=F64)).log_prob(self.x)
-
-    def under_q(self, f: torch.Tensor) -> float:
-        return (self.h * self.log_q.exp() * f).sum().item()
-
-    def under_p(self, f: torch.Tensor) -> float:
-        return (self.h * self.log_p.exp() * f).sum().item()
-
-    def weighted(self, f: torch.Tensor) -> float:
-        """E_q[(p/q)² f] = ∫ p²/q f."""
-        return (self.h * (2 * self.log_p - self.log_q).exp() * f).sum().item()
-
-
-@functools.cache
-def _coordinates(case: _Case) -> tuple[_Coordinate, ...]:
-    if case.p_logits is not None:
-        return (_Coordinate(case.q_loc[0], case.q_scale[0], case.p_logits, case.p_loc, case.p_scale),)
-    return tuple(_Coordinate(*qs, (0.0,), (m,), (s,)) for qs, m, s in
-                 zip(zip(case.q_loc, case.q_scale), case.p_loc, case.p_scale))
-
-
-def _moments(c: _Coordinate, f: torch.Tensor) -> tuple[float, float]:
-    mean = c.under_q(f)
-    return mean, c.under_q((f - mean) ** 2)
-
-
-def _reverse_value(case: _Case) -> tuple[float, float]:
-    """Mean and per-sample variance of log q(x) − log p̃(x), x ~ q (coordinates independent)."""
-    parts = [_moments(c, c.log_q - c.log_p) for c in _coordinates(case)]
-    return sum(m for m, _ in parts) - case.shift, sum(v for _, v in parts)
+# ---------------------------------------------------------------- A3, A4: quadrature truth (``kl_quadrature``)
 
 
 def _reverse_gradient(case: _Case, k: int) -> tuple[float, float]:
     """Mean and per-sample variance of ∂/∂loc_k [log q(x) − log p̃(x)] = −∂_k log p(x), x = loc + scale ε."""
     c = _coordinates(case)[k]
     return _moments(c, -c.dlog_p)
-
-
-def _snis(case: _Case, h: list[torch.Tensor | None]) -> tuple[float, float]:
-    """Expectation (to O(1/S²)) and per-sample asymptotic variance of Σ_s w_s h(x_s), w self-normalised.
-
-    h(x) = Σ_j h_j(x_j). Delta method: S·Var → E_q[w̄²(h − μ)²] and bias → −E_q[w̄²(h − μ)] / S,
-    with w̄ = p/q = Π_j w̄_j; the expectations factor over the independent coordinates.
-    """
-    cs = _coordinates(case)
-    zero = [torch.zeros_like(c.x) if f is None else f for c, f in zip(cs, h)]
-    mu = [c.under_p(f) for c, f in zip(cs, zero)]
-    a = [c.weighted(torch.ones_like(c.x)) for c in cs]
-    b = [c.weighted(f - m) for c, f, m in zip(cs, zero, mu)]
-    v = [c.weighted((f - m) ** 2) for c, f, m in zip(cs, zero, mu)]
-    rest = lambda *skip: math.prod(a[i] for i in range(len(cs)) if i not in skip)  # noqa: E731
-    var = sum(v[j] * rest(j) for j in range(len(cs)))
-    var += sum(b[j] * b[k] * rest(j, k) for j in range(len(cs)) for k in range(len(cs)) if j != k)
-    bias = -sum(b[j] * rest(j) for j in range(len(cs)))
-    return sum(mu) + bias / N_SAMPLES, var
-
-
-def _z_test(ctx: Context, got: float, mean: float, variance: float, *, what: str, tests: int, hint: str = "") -> None:
-    se = math.sqrt(variance / N_SAMPLES)
-    z = (got - mean) / se
-    if not abs(z) <= Z_MAX:
-        ctx.fail(f"{what} is {z:+.1f} standard errors from its expectation" if math.isfinite(z) else f"{what} is not finite",
-                 expected=f"{mean:.5g} ± {se:.2g} (one standard error)", got=f"{got:.6g}", hint=hint,
-                 detail=(f"two-sided z-test: n = {N_SAMPLES} samples, statistic z = {z:.2f}, threshold |z| ≤ {Z_MAX}; "
-                         f"false-fail probability < {tests * TAIL:.1e} ({tests} statistics at {TAIL:.1e}); "
-                         f"check seed {ctx.seed}"))
 
 
 def _scalar(ctx: Context, got) -> float:

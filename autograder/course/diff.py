@@ -71,15 +71,13 @@ def _score(value: object) -> str:
     return "" if value is None else str(value)[:20]
 
 
-def _why(old: dict, new: dict, overridden: bool) -> str:
+def _why(old: dict, new: dict) -> str:
     o, n = old.get("extra_data") or {}, new.get("extra_data") or {}
     reasons = []
     if o.get("notebook") != n.get("notebook"):
         reasons.append("notebook changed")
     if o.get("grader_version") != n.get("grader_version"):
         reasons.append(f"grader version changed ({o.get('grader_version')} → {n.get('grader_version')})")
-    if overridden:
-        reasons.append("override")
     if o.get("seed") != n.get("seed"):
         reasons.append("grading seed changed")
     return "; ".join(reasons) or "written scores or merge"
@@ -88,7 +86,6 @@ def _why(old: dict, new: dict, overridden: bool) -> str:
 def diff(old_out: Path, new_out: Path) -> list[Change]:
     """Every score that differs between the runs in ``old_out`` and ``new_out``."""
     old, new = _read_run(old_out), _read_run(new_out)
-    overrides = _overridden(new_out)
     changes = []
     for student in sorted(set(old.rows) | set(new.rows)):
         if student not in new.rows:
@@ -98,7 +95,7 @@ def diff(old_out: Path, new_out: Path) -> list[Change]:
             changes.append(Change(student, "total", "", new.rows[student].get("total", ""), "new submission"))
             continue
         a, b = old.rows[student], new.rows[student]
-        why = _why(old.results[student], new.results[student], student in overrides)
+        why = _why(old.results[student], new.results[student])
         for item in (*QUESTION_IDS, "total", "grand_total", "final"):
             if a.get(item, "") != b.get(item, ""):
                 changes.append(Change(student, item, a.get(item, ""), b.get(item, ""), why))
@@ -107,14 +104,6 @@ def diff(old_out: Path, new_out: Path) -> list[Change]:
             if ca.get(name) != cb.get(name):
                 changes.append(Change(student, name, _score(ca.get(name)), _score(cb.get(name)), why))
     return changes
-
-
-def _overridden(out: Path) -> set[str]:
-    try:
-        text = (out / "overrides.csv").read_text(encoding="utf-8")
-    except OSError:
-        return set()
-    return {csv_value(r.get("student", "")) for r in csv.DictReader(io.StringIO(text, newline=""))}
 
 
 def render_changes(changes: list[Change]) -> str:

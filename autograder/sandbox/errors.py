@@ -22,9 +22,10 @@ class StudentTimeout(StudentProcessError):
 class BudgetSpent(StudentTimeout):
     """The submission's cells and calls used up its time budget; nothing more of it is run."""
 
-    def __init__(self, seconds: float, what: str) -> None:
+    def __init__(self, seconds: float, what: str, wall_seconds: float | None = None) -> None:
         super().__init__(seconds, what)
-        self.reason = f"the submission used up its time budget ({seconds:g} s of CPU time); grading stopped"
+        wall = f" or {wall_seconds:g} s of wall-clock time" if wall_seconds else ""
+        self.reason = f"the submission used up its time budget ({seconds:g} s of CPU time{wall}); grading stopped"
         self.args = (f"{what}: {self.reason}",)
 
 

@@ -11,7 +11,7 @@ import itertools
 import os
 import signal
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from autograder.sandbox.channel import Channel, CpuClock, Meter, ZygoteSpoke, wall
 from autograder.sandbox.errors import BrokenReply, StudentCrashed, StudentProcessError, StudentTimeout
@@ -33,6 +33,23 @@ def wait_status(status: Any) -> str | None:
         except ValueError:
             return f"killed by signal {os.WTERMSIG(status)}"
     return f"exit code {os.WEXITSTATUS(status)}"
+
+
+def _open_channel(sandbox: Sandbox, reply_bytes: int, ask: Callable[[list[int]], dict[str, Any]]) -> Channel | None:
+    """A channel to a new student process: ``ask(fds)`` hands it the other end; None when its reply is not ok."""
+    ours, theirs = socket.socketpair()
+    channel = Channel(ours, reply_bytes, sandbox.control)
+    try:
+        reply = ask([theirs.fileno()])
+    except StudentProcessError:
+        channel.close()
+        raise
+    finally:
+        theirs.close()
+    if reply.get("ok") is not True:
+        channel.close()
+        return None
+    return channel
 
 
 class _Handle:
@@ -107,17 +124,9 @@ class Template(_Handle):
 
     def fork(self) -> StudentProcess:
         """A worker with this template's state."""
-        ours, theirs = socket.socketpair()
-        channel = Channel(ours, self.sandbox.limits.reply_bytes, self.sandbox.control)
-        try:
-            reply = self._op({"op": "fork"}, "forked", "start-up", [theirs.fileno()])
-        except StudentProcessError:
-            channel.close()
-            raise
-        finally:
-            theirs.close()
-        if reply.get("ok") is not True:
-            channel.close()
+        channel = _open_channel(self.sandbox, self.sandbox.limits.reply_bytes,
+                                lambda fds: self._op({"op": "fork"}, "forked", "start-up", fds))
+        if channel is None:
             raise StudentCrashed("it could not fork (process limit)", "start-up")
         worker = StudentProcess(self.sandbox, channel, self)
         worker.start()
@@ -228,17 +237,9 @@ class StudentProcess(_Handle):
         The copy is a child of the worker and announces itself first, so the
         grader knows its pid (to kill it when it is let go).
         """
-        ours, theirs = socket.socketpair()
-        channel = Channel(ours, 2**16, self.sandbox.control)
-        try:
-            reply = self._exchange({"op": "snapshot"}, wall(FORK_SECONDS), "a snapshot", [theirs.fileno()])
-        except StudentProcessError:
-            channel.close()
-            raise
-        finally:
-            theirs.close()
-        if reply.get("ok") is not True:
-            channel.close()
+        channel = _open_channel(self.sandbox, 2**16,
+                                lambda fds: self._exchange({"op": "snapshot"}, wall(FORK_SECONDS), "a snapshot", fds))
+        if channel is None:
             return None
         frozen = Template(self.sandbox, channel)
         try:

@@ -51,8 +51,9 @@ class Limits:
     ``cell_seconds`` and ``call_seconds`` are CPU time of the student process
     (measured by the grader); wall-clock time stops a request only at
     ``wall_factor`` times its limit. ``budget_seconds`` is the CPU time of all
-    of a submission's cells and calls together, replays included (and
-    ``wall_factor`` times it in wall-clock time); past it, grading of that
+    of a submission's cells and calls together, replays included, and
+    ``budget_wall_factor`` times it in wall-clock time (a notebook that only
+    sleeps holds a worker that long at most); past either, grading of that
     submission stops. ``cpu_seconds`` is the kernel's limit of one process.
     """
 
@@ -60,7 +61,8 @@ class Limits:
     call_seconds: float = 30.0
     startup_seconds: float = 120.0
     wall_factor: float = 10.0
-    budget_seconds: float = 1800.0
+    budget_seconds: float = 900.0
+    budget_wall_factor: float = 2.0
     cpu_seconds: int = 1800
     memory_bytes: int = 3 * 2**30
     file_bytes: int = 64 * 2**20

@@ -328,9 +328,9 @@ class StudentSession(Session):
         """Raise once the submission's CPU or wall-clock budget is spent (and stop grading it)."""
         budget = self.limits.budget_seconds
         if self._dead is None and (
-            self.cpu_spent >= budget or time.monotonic() - self._started >= budget * self.limits.wall_factor
+            self.cpu_spent >= budget or time.monotonic() - self._started >= budget * self.limits.budget_wall_factor
         ):
-            self._dead = BudgetSpent(budget, what)
+            self._dead = BudgetSpent(budget, what, budget * self.limits.budget_wall_factor)
             self.close()
         if self._dead is not None:
             raise self._dead

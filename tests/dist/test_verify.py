@@ -19,7 +19,7 @@ import autograder.verify as verify_mod
 import reference.gaussian
 from autograder.cli import main
 from autograder.contract import MAX_TOTAL
-from tests.dist.helpers import ROOT, run
+from tests.dist.helpers import ROOT
 
 
 def _steps(*keep: str):
@@ -91,7 +91,7 @@ def test_verify_exits_1_when_the_bundle_fails_its_own_check(monkeypatch, prebuil
 
         path = folder / "autograder" / "checks" / "public_tape.json"
         tape = json.loads(path.read_text())
-        key = next(k for k, r in tape.items() if k.startswith("B2/"))
+        key = next(k for k, r in tape.items() if k.startswith("B2/") and any(r["values"]))
         tape[key]["values"] = [[] for _ in tape[key]["values"]]
         path.write_text(json.dumps(tape))
         (folder.parent / f"{folder.name}.zip").unlink()  # no zip: the audit compares the folder alone
@@ -121,12 +121,6 @@ def test_verify_exits_1_when_a_step_breaks(monkeypatch, capsys):
     monkeypatch.setattr(verify_mod, "STEPS", (("a broken step", broken),) + _steps())
     assert main(["verify"]) == 1
     assert "RuntimeError: the sandbox did not start" in capsys.readouterr().out
-
-
-def test_verify_in_the_bundle_says_it_needs_the_course_repository(clean_python, bundle):
-    done = run(clean_python, "-m", "autograder", "verify", cwd=bundle)
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "missing student_template/dist.py" in done.stdout
 
 
 def test_make_student_dist_writes_the_folder_and_the_zip_and_exits_0(dist, tmp_path, capsys):

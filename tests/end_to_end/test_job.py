@@ -29,7 +29,7 @@ def test_a_folder_with_two_notebooks_gets_a_reason_and_zero(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     doc = json.loads((tmp_path / "results" / "results.json").read_text())
     assert doc["score"] == 0
-    assert "2 notebooks for one student (a.ipynb, b.ipynb); keep one" in doc["output"]
+    assert "2 notebooks (a.ipynb, b.ipynb) and none is named assignment.ipynb" in doc["output"]
 
 
 def test_usage_error_for_a_missing_submission(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -312,7 +313,7 @@ def test_question_ids_are_case_insensitive():
 
 
 def test_local_check_takes_a_lower_case_id(capsys):
-    assert check("a1", namespace={}) is False
+    assert not check("a1", namespace={})
     assert "A1" in capsys.readouterr().out
 
 
@@ -351,3 +352,13 @@ def test_a_real_hostile_notebook_gives_inert_bounded_reports(tmp_path):
     assert all(h.startswith(("Feedback for", "Points lost", "B1 ", "B2 ")) for h in _headings(tokens))
     b2 = [t["extra_data"]["hint"] for t in json.loads(results)["tests"] if t["extra_data"]["qid"] == "B2"]
     assert b2 == [c.hint for c in QUESTIONS["B2"]]  # the checks' own hints, none from the exception text
+
+
+@pytest.mark.parametrize("text", ["see http://evil.example/x", "HTTPS://evil", "www.evil.example", "mail me@evil.example",
+                                  "ftp://x", "file:///etc/passwd"])
+def test_markdown_text_holds_no_bare_address_a_renderer_would_link(text):
+    from autograder.escape import md_text
+
+    out = md_text(text)
+    assert not re.search(r"(?i)(https?|ftp|file)://|www\.|[^\s\u2060]@", out), out
+    assert out.replace("\u2060", "") == text  # only invisible word joiners were added

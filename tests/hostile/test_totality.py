@@ -315,7 +315,7 @@ NAMES = ["é" * 200, "x" * 255, "\ufffd" * 100, "a/b" * 60, "gradebook.csv", ".h
 @pytest.mark.parametrize("student", NAMES)
 def test_student_folders_are_bounded_and_unique(tmp_path, student):
     folder = student_dir(tmp_path, student)
-    assert folder.parent == tmp_path and len(folder.name.encode()) <= runner.MAX_FOLDER_BYTES + 10
+    assert folder.parent == tmp_path and len(folder.name.encode()) <= discovery.MAX_FOLDER_BYTES + 10
     assert folder.name.startswith("_") and folder != student_dir(tmp_path, student + "y")
     folder.mkdir()  # the file system takes it
     assert student_dir(tmp_path, "plain name") == tmp_path / "plain name"

@@ -11,7 +11,7 @@ from autograder.contract import QUESTION_IDS
 from autograder.grading import Graded
 from autograder.merge import MergeError, merge
 from autograder.reports import GradebookRow, render_gradebook, write_atomic
-from autograder.reports.class_report import render_class_report
+from autograder.reports.class_report import render_class_report, render_timing
 from autograder.review import load_rubric, read_key, write_review
 from autograder.runner import write_reports
 from tests.reports.answers import answer_cells
@@ -163,7 +163,7 @@ def test_a_malformed_csv_is_rejected(graded_class, tmp_path):
         merge(out, bad)
 
 
-def test_the_class_report_lists_statuses_failures_and_timings(graded_class):
+def test_the_class_report_lists_statuses_and_failures_and_keeps_timings_apart(graded_class):
     _, out = graded_class
     rows = [GradebookRow("alice", {q: 1.0 for q in QUESTION_IDS}, "ok"),
             GradebookRow("bob", {q: 0.0 for q in QUESTION_IDS}, "code cell 3 timed out after 60 s")]
@@ -171,5 +171,8 @@ def test_the_class_report_lists_statuses_failures_and_timings(graded_class):
     page = render_class_report(out, {"alice": out / "alice", "bob": out / "bob"})
     parsed = _parse(page)
     text = " ".join(parsed.chunks)
-    assert "code cell 3 timed out after 60 s" in text and "Slowest submissions" in text
+    assert "code cell 3 timed out after 60 s" in text and "timing.csv" in text
     assert "img" in parsed.tags and "data:image/png;base64," in page
+    assert "seconds" not in text  # nothing timed: the same class gives the same report however it was graded
+    timing = render_timing(out, {"alice": out / "alice", "bob": out / "bob"})
+    assert timing.splitlines()[0] == "student,seconds" and {r.split(",")[0] for r in timing.splitlines()[1:]} == {"alice", "bob"}
