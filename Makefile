@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
+# The CPU build of torch: PyPI's default Linux wheel is the multi-GB CUDA one. Every install names this pin.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 SUBMISSIONS ?= examples/submissions
 OUT    ?= grades
 
@@ -11,7 +13,7 @@ OUT    ?= grades
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet torch==2.13.0 --index-url $(TORCH_INDEX)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@sh scripts/install-bubblewrap.sh
 	@touch $(STAMP)

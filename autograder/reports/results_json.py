@@ -73,6 +73,8 @@ def _document(graded: Graded, limit: int) -> dict[str, Any]:
         "extra_data": {
             "key": graded.key,
             "grader_version": grader_version(),
+            "notebook": graded.notebook,  # sha256 of the notebook's bytes: `diff` tells a changed notebook apart
+            "seed": graded.seed,
             "status": status,
             "gradable": graded.gradable,
             "scores": graded.scores,

@@ -44,3 +44,14 @@ def test_moved_scores_are_listed_by_question_and_check_with_their_reason(tmp_pat
     assert not [c for c in changes if c.student == "cy"]
     text = render_changes(changes)
     assert "\n'=evil," in text  # a student id that is a formula stays text in changes.csv
+
+
+def test_results_json_says_which_notebook_and_seed_it_graded():
+    import hashlib
+
+    from autograder.grading import grade_notebook
+    from autograder.reports import render_results
+
+    graded = grade_notebook(b"not json", sandbox=None, seed=3)  # refused before any sandbox is needed
+    extra = json.loads(render_results(graded))["extra_data"]
+    assert extra["notebook"] == hashlib.sha256(b"not json").hexdigest() and extra["seed"] == 3

@@ -196,6 +196,9 @@ def test_the_readme_installs_the_pinned_cpu_torch_and_a_named_kernel(bundle):
     pin = re.search(r"torch==(\S+)", (ROOT / "Makefile").read_text()).group(1)
     torch_line = next(line for line in lines if "pip install torch" in line)
     assert f"torch=={pin} --index-url https://download.pytorch.org/whl/cpu" in torch_line
+    assert re.search(r"pip install --quiet torch==" + re.escape(pin) + r" --index-url \$\(TORCH_INDEX\)",
+                     (ROOT / "Makefile").read_text()) and "TORCH_INDEX ?= https://download.pytorch.org/whl/cpu" in (
+        ROOT / "Makefile").read_text()
     for other in (ROOT / "examples" / "gradescope" / "setup.sh", WORKFLOW):  # every install names the same build
         assert f"torch=={pin}" in other.read_text() and "download.pytorch.org/whl/cpu" in other.read_text(), other
     assert lines.index(torch_line) < next(i for i, line in enumerate(lines) if "pip install -e ." in line)
