@@ -90,3 +90,20 @@ def test_pieces_find_each_contract_name():
     code = "import torch\n\ndef quantize(z_e, codebook):\n    return 1\n\nKL_SCENARIOS = {1: 'C'}\n"
     found = pieces(code)
     assert found["D1"].startswith("def quantize") and found["A1"].startswith("KL_SCENARIOS")
+
+
+def test_the_ranking_is_the_same_in_every_process(tmp_path):
+    """copydetect hashes with ``hash(str)``, salted per process: the report must not change with the salt."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json, sys; from pathlib import Path; from autograder.course.similarity import rank, pieces\n"
+              "from tests.course.test_similarity import _notebook_code\n"
+              "codes = {p.stem: _notebook_code(p) for p in sorted(Path(sys.argv[1]).glob('*.ipynb'))[:4]}\n"
+              "print(json.dumps([(p.a, p.b, p.overall, p.per_question) for p in rank(codes)]))")
+    runs = [subprocess.run([sys.executable, "-c", script, str(ROOT / "examples" / "submissions")], cwd=ROOT,
+                           env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, timeout=300)
+            for seed in ("1", "2")]
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-500:] for r in runs]
+    assert runs[0].stdout == runs[1].stdout
