@@ -231,7 +231,7 @@ def grade_class(
     rows = [GradebookRow(o.student, o.scores, o.status) for o in outcomes]
     write_atomic(out / "gradebook.csv", render_gradebook(rows))
     _keep_written_scores(out)
-    dirs = {o.student: student_dir(out, o.student) for o in outcomes}
+    dirs = {o.student: student_dir(out, o.student) for o in sorted(outcomes, key=lambda o: o.student)}
     write_atomic(out / "timing.csv", render_timing(out, dirs))
     write_atomic(out / "report.html", render_class_report(out, dirs, _similarity(out, notebooks)))
     return sorted(outcomes, key=lambda o: o.student)

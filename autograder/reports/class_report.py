@@ -73,7 +73,7 @@ def _histograms(rows: list[dict[str, str]]) -> str:
 def render_timing(out: Path, student_dirs: dict[str, Path]) -> str:
     """``timing.csv``: each student's grading time in seconds (from ``run.json``), slowest first."""
     seconds = {}
-    for student, folder in student_dirs.items():
+    for student, folder in sorted(student_dirs.items()):  # not the order jobs finished in: -j and a cluster agree
         try:
             seconds[student] = float(json.loads((folder / "run.json").read_text())["seconds"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -92,7 +92,7 @@ def render_class_report(out: Path, student_dirs: dict[str, Path], similarity: st
             for r in csv.DictReader(io.StringIO((out / "gradebook.csv").read_text(encoding="utf-8"), newline=""))]
     failures: Counter[tuple[str, str]] = Counter()
     hints: dict[tuple[str, str], str] = {}
-    for student, folder in student_dirs.items():
+    for student, folder in sorted(student_dirs.items()):  # not the order jobs finished in: -j and a cluster agree
         doc = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         for test in doc["tests"]:
             extra = test.get("extra_data") or {}

@@ -176,8 +176,8 @@ class StudentSession(Session):
         self.forks = 0  # workers forked (the first one included)
         self.cell_runs = 0  # cells run, replays included
         self.cpu_spent = 0.0
+        self.wall_spent = 0.0  # inside the student's requests: start-up and the grader's own work are not charged
         self._log: list[tuple[float, float]] = []  # (start of a request, CPU spent before it)
-        self._started = time.monotonic()
         self._root: Template | None = None
         self._template: Template | None = None  # the last snapshot (or the root template)
         self._snapshots: list[Template] = []  # every snapshot still alive
@@ -197,7 +197,6 @@ class StudentSession(Session):
         self.close()
 
     def start(self) -> None:
-        self._started = time.monotonic()
         for cell in self.cells:
             self._load(cell)
         self._freeze(len(self._kept), force=True)
@@ -328,7 +327,7 @@ class StudentSession(Session):
         """Raise once the submission's CPU or wall-clock budget is spent (and stop grading it)."""
         budget = self.limits.budget_seconds
         if self._dead is None and (
-            self.cpu_spent >= budget or time.monotonic() - self._started >= budget * self.limits.budget_wall_factor
+            self.cpu_spent >= budget or self.wall_spent >= budget * self.limits.budget_wall_factor
         ):
             self._dead = BudgetSpent(budget, what, budget * self.limits.budget_wall_factor)
             self.close()
@@ -343,8 +342,9 @@ class StudentSession(Session):
         try:
             return process.request(request, seconds, what)
         finally:
-            used = process.last_cpu
-            self.cpu_spent += (time.monotonic() - start) if used is None else used
+            used, elapsed = process.last_cpu, time.monotonic() - start
+            self.cpu_spent += elapsed if used is None else used
+            self.wall_spent += elapsed
             self.last_cpu = used
 
     def _request(self, request: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:

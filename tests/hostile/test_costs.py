@@ -184,13 +184,24 @@ def test_a_cell_that_crashes_again_on_replay_is_dropped(sandbox):
 
 
 def test_the_submission_budget_stops_grading():
-    limits = Limits(cell_seconds=1, call_seconds=1, budget_seconds=1.5, wall_factor=50)
+    limits = Limits(cell_seconds=1, call_seconds=1, budget_seconds=1.5, wall_factor=50, budget_wall_factor=50)
     cells = _cells(BURN + "burn(0.5)\n", "burn(0.5)\n", "burn(0.8)\n", "x = 1\n", "x = 2\n")
     with Sandbox(limits) as sb, StudentSession(sb, cells) as s:
         assert [s.runs[i].status for i in range(5)] == ["ok", "ok", "ok", "skipped", "skipped"]
-        assert "used up its time budget (1.5 s of CPU time)" in s.runs[3].error
+        assert "used up its time budget (1.5 s of CPU time" in s.runs[3].error
         with pytest.raises(StudentTimeout, match="time budget"):
             s.call("burn", (0.1,), seed=0)
+
+
+def test_a_notebook_that_only_sleeps_is_stopped_by_the_wall_clock_budget():
+    limits = Limits(cell_seconds=1, call_seconds=1, budget_seconds=1, wall_factor=50, budget_wall_factor=3)
+    cells = _cells(*("import time\ntime.sleep(1.2)\n" for _ in range(6)))
+    start = time.monotonic()
+    with Sandbox(limits) as sb, StudentSession(sb, cells) as s:
+        statuses = [s.runs[i].status for i in range(6)]
+    assert "skipped" in statuses and statuses[0] == "ok", statuses
+    assert "or 3 s of wall-clock time" in next(r.error for r in s.runs.values() if r.status == "skipped")
+    assert time.monotonic() - start < 30  # not six sleeps of the 50 s per-cell backstop
 
 
 @pytest.mark.slow
