@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from autograder.grading import Graded, grade_notebook, grader_version
+from autograder.sandbox.worker import close_worker_sandbox, worker_sandbox
 
 ASSIGNMENT = "dgm-vae-kl"
 INSTALL_HINT = "Dask is not installed: pip install 'dgm-autograder[dask]' (or pip install '.[dask]' in a clone)"
@@ -81,8 +82,6 @@ def insecure_address(address: str) -> bool:
 
 def grade_task(data: bytes, seed: int) -> Graded:
     """One submission on a worker, in that worker's sandbox (started by ``SandboxPlugin``)."""
-    from autograder.runner import worker_sandbox
-
     return grade_notebook(data, sandbox=worker_sandbox(), seed=seed)
 
 
@@ -107,13 +106,9 @@ def _plugin():
         name = "dgm-autograder-sandbox"
 
         async def setup(self, worker) -> None:  # the zygote imports torch: not on the event loop
-            from autograder.runner import worker_sandbox
-
             await asyncio.to_thread(lambda: worker_sandbox(start=True))
 
         def teardown(self, worker) -> None:
-            from autograder.runner import close_worker_sandbox
-
             close_worker_sandbox()
 
     return SandboxPlugin()

@@ -30,7 +30,7 @@ class Submission:
 
 
 #: What a run (or a command on its output) writes next to the students' folders: never a student's folder name.
-CLASS_LEVEL_NAMES = frozenset({"gradebook.csv", "report.html", "review", "timing.csv", "similarity.csv",
+CLASS_LEVEL_NAMES = frozenset({"gradebook.csv", "report.html", "review", "review-key", "timing.csv", "similarity.csv",
                                "changes.csv", "canvas.csv", "moodle.csv"})
 MAX_FOLDER_BYTES = 100  # of a student's folder name before its hash (a file name may have 255)
 _LINK = "is a symbolic link; submit the notebook itself"

@@ -14,10 +14,12 @@ it is written:
   HTML, heading, link, image, emphasis or table cell can come from it), or a
   fenced block whose fence is longer than any backtick run inside;
 * ``html_text``: escaped HTML text;
-* ``csv_text`` / ``csv_cell`` / ``csv_value``: spreadsheet formulas neutralised as OWASP
-  describes (a leading ``'`` before ``= + - @``, tab or CR, and before a
-  leading ``'`` so that ``csv_value`` gives the original back exactly);
-  numbers stay numbers.
+* ``csv_text`` / ``csv_cell`` / ``csv_value``: the one way a CSV file is written and read back.
+  A cell shows control characters, bidi overrides and the like escaped (as
+  ``printable``; a backslash that would read as an escape is doubled), and a
+  spreadsheet formula is neutralised as OWASP describes (a leading ``'``
+  before ``= + - @``, tab or CR, and before a leading ``'``); numbers stay
+  numbers, and ``csv_value(csv_cell(text)) == text`` for every text.
 
 The module imports nothing of the grader, so every layer (checks, reports,
 CLI) can use it.
@@ -109,30 +111,85 @@ def _is_number(cell: str) -> bool:
         return False
 
 
+def _canonical(ch: str) -> str:
+    """The escape ``csv_cell`` writes for an unsafe character (``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN``)."""
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+_CSV_ESCAPE = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
+
+
+def _escape_at(text: str, i: int) -> str | None:
+    """The unsafe character a canonical escape at ``text[i]`` stands for, or ``None``."""
+    found = _CSV_ESCAPE.match(text, i)
+    if found is None:
+        return None
+    ch = chr(int(found.group(0)[2:], 16)) if int(found.group(0)[2:], 16) <= 0x10FFFF else ""
+    return ch if ch and _unsafe(ch) and _canonical(ch) == found.group(0) else None
+
+
+def _csv_escaped(text: str) -> str:
+    """``text`` with unsafe characters escaped, reversibly: a backslash is doubled where it would read as one."""
+    out = []
+    for i, ch in enumerate(text):
+        if _unsafe(ch):
+            out.append(_canonical(ch))
+        elif ch == "\\" and (text[i + 1:i + 2] == "\\" or (text[i + 1:i + 2] and _unsafe(text[i + 1]))
+                               or _escape_at("\\" + text[i + 1:i + 10], 0) is not None):
+            out.append("\\\\")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _csv_unescaped(text: str) -> str:
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            if text[i + 1:i + 2] == "\\":
+                out.append("\\")
+                i += 2
+                continue
+            ch = _escape_at(text, i)
+            if ch is not None:
+                out.append(ch)
+                i += len(_canonical(ch))
+                continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
 def csv_cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text, never evaluates; numbers stay numbers."""
-    text = clip(value if isinstance(value, str) else str(value), 10 * FIELD_CHARS)
-    if text[:1] in _FORMULA_START and not _is_number(text):
-        return "'" + text
-    return text
+    """A CSV cell a spreadsheet shows as printable text, never evaluates; numbers stay numbers. Total."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:  # noqa: BLE001 - a value that cannot be printed still gets a cell
+        text = "<a value that could not be printed>"
+    limit = 10 * FIELD_CHARS
+    cut = f"… ({len(text) - limit} more characters)" if len(text) > limit else ""
+    formula = text[:1] in _FORMULA_START and not _is_number(text)  # judged on the text, before escaping
+    text = _csv_escaped(text[:limit]) + cut
+    return "'" + text if formula else text
 
 
 def csv_text(rows: Iterable[Iterable[object]]) -> str:
     """CSV text of ``rows``, every cell through ``csv_cell``, lines ending in ``\\n``.
 
-    A cell holding a CR or LF is quoted (the csv module quotes only the
-    characters of its line terminator, and a bare CR would split the row).
+    No cell holds a raw CR or LF (``csv_cell`` escapes them), so one row is one line.
     """
     lines = []
     for row in rows:
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\r\n").writerow([csv_cell(cell) for cell in row])
-        lines.append(buf.getvalue()[:-2] + "\n")
+        csv.writer(buf, lineterminator="\n").writerow([csv_cell(cell) for cell in row])
+        lines.append(buf.getvalue())
     return "".join(lines)
 
 
 def csv_value(cell: str) -> str:
-    """The value ``csv_cell`` wrote (a cell without its neutralising ``'``)."""
-    if cell.startswith("'") and cell[1:2] and cell[1:2] in _FORMULA_START:
-        return cell[1:]
-    return cell
+    """The text ``csv_cell`` was given, from the cell it wrote (a cell of another writer mostly as it is)."""
+    text = _csv_unescaped(cell) if "\\" in cell else cell
+    if text.startswith("'") and text[1:2] and text[1:2] in _FORMULA_START:
+        return text[1:]
+    return text

@@ -47,6 +47,9 @@ class Graded:
     grader_errors: tuple[str, ...] = field(compare=False, default=())
     notebook: str = ""  # sha256 of the notebook's bytes ("" when there was none)
     seed: int = 0
+    #: Error carried forward: (question, dependency) pairs where the question was graded with the
+    #: student's dependency taken as correct ("graded with C2 taken as correct; C2 loses its own points").
+    carried: tuple[tuple[str, str], ...] = ()
 
     @property
     def total(self) -> float:
@@ -182,9 +185,11 @@ def _grade(data: bytes, sandbox: Sandbox, seed: int, qids: tuple[str, ...], publ
     except NotebookError as exc:
         results = tuple(skipped(c, exc.reason) for q in qids for c in questions[q])
         return Graded(key, exc.reason, question_scores(results, qids), results, (), False, time.monotonic() - start)
-    results: list[CheckResult] = []
+    by_qid: dict[str, tuple[CheckResult, ...]] = {}
+    used: dict[str, set[str]] = {}
     errors: list[str] = []
     with StudentSession(sandbox, notebook.code_cells) as session:
+        session.graded = tuple(BY_ID[q].name for q in QUESTION_IDS if q != "A1")
         cells = tuple(session.runs[c.index] for c in notebook.code_cells)
         kinds = _describe(session, [BY_ID[q].name for q in qids])
         for qid in qids:
@@ -193,22 +198,66 @@ def _grade(data: bytes, sandbox: Sandbox, seed: int, qids: tuple[str, ...], publ
             wanted = "dict" if qid == "A1" else "function("
             if not kind.startswith(wanted):
                 reason = _missing_reason(kind, entry.name, cells, notebook.code_cells)
-                results += [skipped(c, reason) for c in questions[qid]]
+                by_qid[qid] = tuple(skipped(c, reason) for c in questions[qid])
                 continue
-            deadline = time.monotonic() + QUESTION_SECONDS
-            stop: str | None = None
-            for check in questions[qid]:
-                if stop is not None:
-                    results.append(skipped(check, stop))
-                    continue
-                try:
-                    result = run_check(session, check, seed, deadline)
-                except Exception as exc:  # noqa: BLE001 - a grader bug costs this check, with its traceback logged
-                    errors.append(traceback.format_exc())
-                    result = _grader_error_result(check, exc)
-                results.append(result)
-                if result.status in ("timeout", "crash"):
-                    stop = f"not run: an earlier check of {qid} ended with a {result.status}"
-    checks = tuple(results)
+            used[qid] = set()
+            by_qid[qid] = _grade_question(session, questions[qid], seed, errors, used=used[qid])
+        carried = _carry_forward(session, questions, by_qid, used, seed, errors)
+    checks = tuple(r for qid in qids for r in by_qid[qid])
     return Graded("" if errors else key, _status(cells, checks), question_scores(checks, qids), checks, cells,
-                  not errors, time.monotonic() - start, tuple(errors))
+                  not errors, time.monotonic() - start, tuple(errors), carried=carried)
+
+
+def _grade_question(session: StudentSession, checks: tuple[Check, ...], seed: int, errors: list[str], *,
+                    oracle: tuple[str, ...] = (), used: set[str] | None = None) -> tuple[CheckResult, ...]:
+    """Every check of one question in order (after a timeout or a crash the rest are skipped)."""
+    deadline = time.monotonic() + QUESTION_SECONDS
+    stop: str | None = None
+    results: list[CheckResult] = []
+    for check in checks:
+        if stop is not None:
+            results.append(skipped(check, stop))
+            continue
+        try:
+            result = run_check(session, check, seed, deadline, oracle=oracle, used=used)
+        except Exception as exc:  # noqa: BLE001 - a grader bug costs this check, with its traceback logged
+            errors.append(traceback.format_exc())
+            result = _grader_error_result(check, exc)
+        results.append(result)
+        if result.status in ("timeout", "crash"):
+            stop = f"not run: an earlier check of {check.qid} ended with a {result.status}"
+    return tuple(results)
+
+
+def _carry_forward(session: StudentSession, questions: dict[str, tuple[Check, ...]],
+                   by_qid: dict[str, tuple[CheckResult, ...]], used: dict[str, set[str]], seed: int,
+                   errors: list[str]) -> tuple[tuple[str, str], ...]:
+    """Error carried forward: regrade each question that lost points and was seen to use graded functions
+    that lost points of their own, with those answered by the reference; keep the better grade.
+
+    ``by_qid`` is updated in place; the pairs ``(question, dependency)`` carried are returned. Faking
+    a use gains nothing: the regrade runs the student's own caller on the reference's values of the
+    dependency, so it scores better only where the caller is right given a right dependency.
+    """
+    by_name = {BY_ID[q].name: q for q in by_qid}
+    lost = {q for q, rs in by_qid.items() if _earned(rs) < sum(r.max_points for r in rs)}
+    carried: list[tuple[str, str]] = []
+    for qid in list(by_qid):
+        deps = sorted({by_name[n] for n in used.get(qid, ()) if n in by_name} & lost - {qid})
+        if qid not in lost or not deps:
+            continue
+        regraded = _grade_question(session, questions[qid], seed, errors, oracle=tuple(BY_ID[d].name for d in deps))
+        if _earned(regraded) > _earned(by_qid[qid]):
+            by_qid[qid] = regraded
+            carried += [(qid, d) for d in deps]
+    return tuple(carried)
+
+
+def carried_note(qid: str, dependency: str) -> str:
+    """The feedback line of one error carried forward."""
+    return (f"{qid} {BY_ID[qid].name}: graded with {dependency} taken as correct; "
+            f"{dependency} loses its own points")
+
+
+def _earned(results: tuple[CheckResult, ...]) -> float:
+    return round(sum(r.points for r in results), 2)

@@ -22,9 +22,10 @@ from typing import Any
 
 from autograder.checks import QUESTIONS, CheckResult, run_check
 from autograder.checks.framework import PUBLIC, QUESTION_SECONDS, skipped
+from autograder.checks.oracle import Oracle
 from autograder.contract import BY_ID, QUESTION_IDS
 from autograder.escape import html_text, md_code, printable
-from autograder.reports.layout import reason
+from autograder.reports.layout import plain_text, reason
 from autograder.sandbox.runtime.child import Responder
 from autograder.sandbox.session import Session
 
@@ -58,8 +59,10 @@ def _unusable(qid: str, kind: str) -> str | None:
     return None
 
 
-def run_public_checks(session: Session, qids: tuple[str, ...], seed: int = 0) -> list[CheckResult]:
-    """Every public check of ``qids`` against ``session`` (skipped, saying why, where a name is not usable)."""
+def run_public_checks(session: Session, qids: tuple[str, ...], seed: int = 0,
+                      truth: Oracle | None = None) -> list[CheckResult]:
+    """Every public check of ``qids`` against ``session`` (skipped, saying why, where a name is not usable),
+    judged by ``truth`` (default: ``tape.default_oracle``)."""
     kinds = session.describe([BY_ID[q].name for q in qids])
     results = []
     for qid in qids:
@@ -69,7 +72,7 @@ def run_public_checks(session: Session, qids: tuple[str, ...], seed: int = 0) ->
             results += [skipped(c, why) for c in public]
             continue
         deadline = time.monotonic() + QUESTION_SECONDS
-        results += [run_check(session, c, seed, deadline) for c in public]
+        results += [run_check(session, c, seed, deadline, truth=truth) for c in public]
     return results
 
 
@@ -110,7 +113,7 @@ class PublicChecks:
         return out
 
     def __str__(self) -> str:
-        messages = dict.fromkeys(printable(r.message, keep_newlines=True) for r in self.results if r.status != "passed")
+        messages = dict.fromkeys(printable(plain_text(r), keep_newlines=True) for r in self.results if r.status != "passed")
         blocks = ["\n".join(self.lines()), *messages, HIDDEN_NOTE]
         return "\n\n".join("\n".join(_wrapped(line) for line in block.split("\n")) for block in blocks)
 

@@ -31,23 +31,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from autograder.discovery import Submission, SubmissionError, discover, job_submission, read_submission, student_dir
 from autograder.grading import Graded, grade_notebook, grader_error, grading_failed, submission_key
-from autograder.reports.class_report import render_class_report, render_timing
+from autograder.reports.class_report import render_class_report, render_timing, this_run
 from autograder.reports import (
     GradebookRow,
     read_summary,
     render_feedback,
-    render_gradebook,
     render_results,
     write_atomic,
 )
-from autograder.sandbox.process import Sandbox
+from autograder.reports.amendments import NONE, Amendments, LateNote
+from autograder.reports.graded_record import RECORD, load_graded, render_graded
+from autograder.sandbox.worker import close_worker_sandbox, worker_sandbox
+from autograder.written.merge import MergeError, reapply
 
 if TYPE_CHECKING:
     from autograder.cluster import ClusterSpec
+    from autograder.course.lateness import Policy, When
 
 
 @dataclass(frozen=True)
@@ -70,45 +71,21 @@ def write_reports(out: Path, student: str, graded: Graded) -> None:
     write_reports_in(student_dir(out, student), student, graded)
 
 
-def write_reports_in(folder: Path, student: str, graded: Graded, timed: bool = False) -> None:
-    """``write_reports`` into ``folder`` itself (one job per container, as Gradescope runs it).
+def write_reports_in(folder: Path, student: str, graded: Graded, timed: bool = False,
+                     amendments: Amendments = NONE) -> None:
+    """``write_reports`` into ``folder`` itself (one job per container, as Gradescope runs it), and the
+    record ``graded.json`` they are rendered from (``course.amend`` renders them again from it).
 
     ``timed`` (a job of its own, never a class) puts ``execution_time`` into results.json."""
-    write_atomic(folder / "feedback.md", render_feedback(student, graded))
+    write_atomic(folder / RECORD, render_graded(graded))
+    write_atomic(folder / "feedback.md", render_feedback(student, graded, amendments))
     write_atomic(folder / "run.json", json.dumps({"seconds": round(graded.seconds, 3)}) + "\n")
     if graded.grader_errors:
         write_atomic(folder / GRADER_LOG, "\n".join(graded.grader_errors))
     else:
         (folder / GRADER_LOG).unlink(missing_ok=True)  # from an earlier run
-    write_atomic(folder / "results.json", render_results(graded, timed=timed))  # last: its key marks the job done
-
-
-_SANDBOX: Sandbox | None = None
-
-
-def _worker_sandbox() -> Sandbox:
-    global _SANDBOX
-    if _SANDBOX is None:
-        # The checks' tensors are small: threads only fight the student process and the other workers.
-        torch.set_num_threads(1)
-        _SANDBOX = Sandbox()
-    return _SANDBOX
-
-
-def worker_sandbox(start: bool = False) -> Sandbox:
-    """This process's one sandbox (a pool or cluster worker's); with ``start``, its zygote is started now."""
-    sandbox = _worker_sandbox()
-    if start:
-        sandbox.spawn().close()  # the zygote imports torch once, here, not in the first job
-    return sandbox
-
-
-def close_worker_sandbox() -> None:
-    """Tear this process's sandbox down (a cluster worker that closes)."""
-    global _SANDBOX
-    if _SANDBOX is not None:
-        _SANDBOX.close()
-        _SANDBOX = None
+    # last: its key marks the job done
+    write_atomic(folder / "results.json", render_results(graded, timed=timed, amendments=amendments))
 
 
 def grade_job(student: str, data: bytes, seed: int, out: Path) -> Outcome:
@@ -118,14 +95,15 @@ def grade_job(student: str, data: bytes, seed: int, out: Path) -> Outcome:
     be rendered are replaced by a grader-error report. Only a sandbox that
     cannot start, or a folder that cannot be written, raises.
     """
-    graded = grade_notebook(data, sandbox=_worker_sandbox(), seed=seed)
+    graded = grade_notebook(data, sandbox=worker_sandbox(), seed=seed)
     return _written(student_dir(out, student), student, graded)
 
 
-def _written(folder: Path, student: str, graded: Graded, timed: bool = False) -> Outcome:
+def _written(folder: Path, student: str, graded: Graded, timed: bool = False,
+             amendments: Amendments = NONE) -> Outcome:
     """``write_reports_in``; reports that cannot be rendered become a grader-error report (or only the log)."""
     try:
-        write_reports_in(folder, student, graded, timed)
+        write_reports_in(folder, student, graded, timed, amendments)
     except Exception as exc:  # noqa: BLE001 - a report bug costs this student's grade, not the batch
         graded = grading_failed(grader_error("the reports", exc), traceback.format_exc(), seconds=graded.seconds)
         try:
@@ -143,15 +121,20 @@ def _resumed(out: Path, student: str, key: str) -> Outcome | None:
         return None
     if summary is None or summary["key"] != key:
         return None
+    graded = load_graded(path.parent)
+    if graded is None or graded.key != key:  # the record the reports are rendered again from: regrade without it
+        return None
     return Outcome(student, summary["scores"], summary["status"], bool(summary.get("gradable", True)), True)
 
 
-def grade_submission(submission: Path, results: Path, seed: int = 0) -> Outcome:
+def grade_submission(submission: Path, results: Path, seed: int = 0, policy: Policy | None = None,
+                     submitted: When | None = None) -> Outcome:
     """Grade one upload — a notebook, or a folder holding it (subfolders are searched) — into ``results/``.
 
     The job of a Gradescope container (``/autograder/submission`` →
     ``/autograder/results``). With several notebooks in the upload, the
-    outcome's ``note`` says which one was graded and why.
+    outcome's ``note`` says which one was graded and why. With a late
+    ``policy``, results.json's score is after the penalty for ``submitted``.
     """
     job = job_submission(submission)
     sub = job.submission
@@ -159,13 +142,18 @@ def grade_submission(submission: Path, results: Path, seed: int = 0) -> Outcome:
         data = None if sub.path is None else read_submission(sub.path, job.root)
     except SubmissionError as exc:
         sub, data = Submission(sub.student, None, exc.reason), None
-    graded = _ungradable(sub, seed) if data is None else grade_notebook(data, sandbox=_worker_sandbox(), seed=seed)
-    return dataclasses.replace(_written(results, sub.student, graded, timed=True), note=job.note)
+    graded = _ungradable(sub, seed) if data is None else grade_notebook(data, sandbox=worker_sandbox(), seed=seed)
+    amendments = NONE
+    if policy is not None:
+        from autograder.course.lateness import late_note
+
+        amendments = Amendments(lateness=late_note(policy, sub.student, submitted))
+    return dataclasses.replace(_written(results, sub.student, graded, True, amendments), note=job.note)
 
 
 def _ungradable(sub: Submission, seed: int) -> Graded:
     """A submission without a single notebook: graded as an empty notebook, with its problem as status."""
-    graded = grade_notebook(b"", sandbox=_worker_sandbox(), seed=seed)
+    graded = grade_notebook(b"", sandbox=worker_sandbox(), seed=seed)
     return Graded(graded.key, sub.problem or "", graded.scores, graded.checks, (), False)
 
 
@@ -182,10 +170,14 @@ def grade_class(
     on_start: Callable[[int], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
     cluster: ClusterSpec | None = None,
+    policy: Policy | None = None,
+    submitted: dict[str, When] | None = None,
 ) -> list[Outcome]:
     """Grade every submission under ``submissions`` into ``out``; returns one outcome per student.
 
     ``cluster`` grades on Dask instead of ``jobs`` local processes (same results, byte for byte).
+    The overrides kept in ``out`` are applied again; with a late ``policy``, each student's
+    ``submitted`` time (or why it is unknown) gives their penalty (``course.lateness``).
     """
     subs = discover(submissions)
     if not subs:
@@ -228,12 +220,11 @@ def grade_class(
         running.close()  # kills the pool's workers, or cancels the cluster's tasks
         close_worker_sandbox()  # and this process's own student process (-j 1)
         raise
-    rows = [GradebookRow(o.student, o.scores, o.status) for o in outcomes]
-    write_atomic(out / "gradebook.csv", render_gradebook(rows))
-    _keep_written_scores(out)
+    outcomes = _amended(out, outcomes, None if policy is None else _lateness(policy, submitted or {}, outcomes))
     dirs = {o.student: student_dir(out, o.student) for o in sorted(outcomes, key=lambda o: o.student)}
     write_atomic(out / "timing.csv", render_timing(out, dirs))
-    write_atomic(out / "report.html", render_class_report(out, dirs, _similarity(out, notebooks)))
+    report = render_class_report(out, dirs, _similarity(out, notebooks), run=this_run(submissions))
+    write_atomic(out / "report.html", report)
     return sorted(outcomes, key=lambda o: o.student)
 
 
@@ -251,6 +242,25 @@ def _similarity(out: Path, notebooks: dict[str, bytes]) -> str:
     shared = [shared_spans(p, codes[p.a], codes[p.b], boilerplate) for p in pairs if p.flagged][:10]
     write_atomic(out / "similarity.csv", render_similarity_csv(pairs))
     return render_similarity_section(pairs, shared)
+
+
+def _lateness(policy: Policy, submitted: dict[str, When], outcomes: list[Outcome]) -> dict[str, LateNote]:
+    from autograder.course.lateness import late_note
+
+    return {o.student: late_note(policy, o.student, submitted.get(o.student)) for o in outcomes}
+
+
+def _amended(out: Path, outcomes: list[Outcome], lateness: dict[str, LateNote] | None) -> list[Outcome]:
+    """The gradebook, with the kept overrides, the written scores and ``lateness`` applied to every report."""
+    from autograder.course.amend import add_late_columns, refresh
+
+    rows, problems = refresh(out, [GradebookRow(o.student, o.scores, o.status) for o in outcomes], lateness)
+    for problem in problems:
+        warnings.warn(problem, GradingWarning, stacklevel=3)
+    _keep_written_scores(out)
+    add_late_columns(out, lateness)
+    scores = {r.student: r.scores for r in rows}
+    return [dataclasses.replace(o, scores=scores[o.student]) for o in outcomes]
 
 
 def _exit_on_a_second_interrupt() -> None:
@@ -278,8 +288,6 @@ class GradingWarning(UserWarning):
 
 def _keep_written_scores(out: Path) -> None:
     """Fold the TAs' last merged written scores back in (the gradebook and re-graded reports were rewritten)."""
-    from autograder.merge import MergeError, reapply  # merge builds on this module
-
     try:
         reapply(out)
     except MergeError as exc:

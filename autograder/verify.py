@@ -22,6 +22,7 @@ from types import ModuleType
 
 from autograder.contract import MAX_TOTAL
 from autograder.grading import grade_notebook
+from autograder.reports.layout import plain_text
 from autograder.sandbox.process import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def _scores() -> list[str]:
         template = grade_notebook(TEMPLATE.read_bytes(), sandbox=sandbox)
     if solution.total != MAX_TOTAL:
         problems.append(f"the solution scores {solution.total:g}, not {MAX_TOTAL}")
-        problems += [r.message for r in solution.checks if r.status != "passed"]
+        problems += [plain_text(r) for r in solution.checks if r.status != "passed"]
     if template.total != 0:
         problems.append(f"the blank template scores {template.total:g}, not 0")
     return problems

@@ -1,9 +1,12 @@
 """Every module of ``autograder/`` and ``reference/`` imports, and ``autograder``'s modules form no import circle.
 
-The graph is built from the ``import`` statements that run when a module loads
-(module level, including under ``if``/``try``, but not under ``TYPE_CHECKING``);
-an import inside a function runs later, when every module is loaded, and does
-not count. An edge goes to the module named, not to the packages around it.
+The graph is built from every ``import`` statement of a module: at module
+level, under ``if``/``try``/``TYPE_CHECKING``, and inside functions, so a
+circle cannot hide in a late import or in one made only for type hints (share
+the piece both sides need from a module below them, or type with a
+``Protocol``). An edge goes to the module named, not to the packages around it.
+The graph of what runs when a module loads (``_load_time_statements``) is the
+one that decides what the student process and the contract pull in.
 """
 
 from __future__ import annotations
@@ -65,14 +68,15 @@ def _targets(node: ast.stmt, here: str, is_package: bool, known: set[str]) -> se
     return {f"{source}.{a.name}" if f"{source}.{a.name}" in known else source for a in node.names} & known
 
 
-def import_graph(files: dict[str, Path]) -> dict[str, set[str]]:
-    """Module → the modules of ``files`` it imports when it loads."""
+def import_graph(files: dict[str, Path], *, load_time: bool = True) -> dict[str, set[str]]:
+    """Module → the modules of ``files`` it imports when it loads (``load_time``) or anywhere in it."""
     known = set(files)
     graph = {}
     for name, path in files.items():
         tree = ast.parse(path.read_text(), str(path))
+        statements = _load_time_statements(tree.body) if load_time else ast.walk(tree)
         graph[name] = set().union(*(_targets(s, name, path.name == "__init__.py", known)
-                                    for s in _load_time_statements(tree.body))) - {name}
+                                    for s in statements if isinstance(s, ast.stmt))) - {name}
     return graph
 
 
@@ -100,7 +104,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
 
 
 def test_no_import_circle_among_autograder_modules():
-    assert find_cycle(import_graph(AUTOGRADER)) == []
+    assert find_cycle(import_graph(AUTOGRADER, load_time=False)) == []
 
 
 def test_the_cycle_finder_finds_a_circle():
@@ -123,6 +127,9 @@ def test_the_graph_sees_relative_and_conditional_imports(tmp_path, monkeypatch):
     assert graph == {"autograder": set(), "autograder.b": {"autograder.sub.c"}, "autograder.sub": set(),
                      "autograder.sub.c": {"autograder.b"}}
     assert find_cycle(graph) == ["autograder.b", "autograder.sub.c", "autograder.b"]
+    everywhere = import_graph(modules("autograder"), load_time=False)  # type hints and functions too
+    assert everywhere["autograder"] == {"autograder.b"} and everywhere["autograder.b"] == {"autograder.sub.c", "autograder"}
+    assert find_cycle(everywhere) == ["autograder", "autograder.b", "autograder"]
 
 
 def test_the_sandbox_and_the_contract_do_not_import_reference():

@@ -8,20 +8,37 @@ student bundle: on the recorded examples; no reference code is involved).
 After a mismatch, the first mistake whose value matches the student's within
 the check's tolerance names the hint; otherwise the hint stays the check's
 pointer to the contract line or seed section. A mistake that gives the right
-value on this input tells nothing and is skipped.
+value on this input tells nothing and is skipped. A float64 result that
+misses by far less than any formula mistake would (``NEAR_MISS``) is said to
+be a near miss, with its size.
+
+``judge_hard_case`` is the one rule of every "stable for extreme inputs" check:
+its stability hint is given only when the same function is right on the same
+input without the extreme values; otherwise the hint says the function is
+wrong on ordinary inputs too (with what those show), never "unstable".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
+from weakref import WeakKeyDictionary
 
 import torch
 
 from autograder.checks.compare import expect_tensor, tolerance
 from autograder.checks.framework import NOT_IMPLEMENTED, Context, Failure
+from autograder.sandbox.errors import StudentException
 
-__all__ = ["NOT_IMPLEMENTED", "Diagnosis", "diagnose", "expect_diagnosed", "matches"]
+__all__ = ["NOT_IMPLEMENTED", "Diagnosis", "diagnose", "expect_diagnosed", "judge_hard_case", "matches", "near_miss",
+           "once"]
+T = TypeVar("T")
+_ONCE: WeakKeyDictionary[Context, dict[str, Any]] = WeakKeyDictionary()
+
+#: A float64 result within this (absolute) of the truth, yet outside the tolerance, is a near miss: an ε added,
+#: a clamp or a float32 step, not a mistake in the formula (those miss by far more). Only results of magnitude
+#: below ~1e3 can be one: above it, float64's tolerance is wider than this.
+NEAR_MISS = 1e-5
 
 
 @dataclass(frozen=True)
@@ -74,12 +91,77 @@ def diagnose(got: Any, diagnoses: tuple[Diagnosis, ...], inputs: dict[str, Any],
     return fallback
 
 
+def near_miss(got: Any, expected: torch.Tensor, what: str = "the result") -> str | None:
+    """The hint for a float64 ``got`` that misses ``expected`` (finite, same shape) by at most ``NEAR_MISS``."""
+    if not (isinstance(got, torch.Tensor) and got.dtype == torch.float64 == expected.dtype
+            and got.shape == expected.shape and got.numel() and torch.isfinite(got).all()
+            and torch.isfinite(expected).all()):
+        return None
+    err = (got.detach() - expected.detach()).abs().max().item()
+    if not 0 < err <= NEAR_MISS:
+        return None
+    return (f"{what} is within {err:.1g} of the expected value, far closer than a mistake in the formula would "
+            "come, but not within float64 rounding: something small is added (an ε), clamped or computed in "
+            "float32 on the way")
+
+
 def expect_diagnosed(ctx: Context, got: Any, expected: torch.Tensor, diagnoses: tuple[Diagnosis, ...],
                      inputs: dict[str, Any], *, hint: str, **kwargs: Any) -> torch.Tensor:
-    """``expect_tensor``; on a mismatch the hint names the diagnosed mistake, if one matches ``got``."""
+    """``expect_tensor``; on a mismatch the hint names the diagnosed mistake if one matches ``got``, else says
+    it is a near miss if it is one."""
     try:
         return expect_tensor(ctx, got, expected, hint=hint, **kwargs)
     except Failure as failure:
-        failure.hint = diagnose(got, diagnoses, inputs, failure.hint, expected)
+        diagnosed = diagnose(got, diagnoses, inputs, "", expected)
+        failure.hint = diagnosed or near_miss(got, expected, kwargs.get("what", "the result")) or failure.hint
         raise
+
+
+def once(ctx: Context, key: str, measure: Callable[[], T]) -> T:
+    """``measure()`` the first time a run of a check asks for ``key``, the same answer after that.
+
+    Evidence for a hint (an extra call, a probe) is about the student's
+    function, not about one example: measured on the first failing example,
+    it is not measured again on every example hypothesis tries while shrinking.
+    """
+    memo = _ONCE.setdefault(ctx, {})
+    if key not in memo:
+        memo[key] = measure()
+    return memo[key]
+
+
+def judge_hard_case(ctx: Context, judge: Callable[[Any], None], example: Any, ordinary: Callable[[Any], Any],
+                    elsewhere: str, own: str = "") -> None:
+    """``judge(example)`` for a check about a hard case (extreme values, broadcasting, L > 1); when it fails,
+    also ``judge(ordinary(example))``, the same input without the hard part.
+
+    A failure whose hint already names a diagnosed mistake keeps it. Else, if
+    the ordinary input fails too, the mistake is not the one this check
+    targets: the failure keeps its call but its hint becomes ``elsewhere``,
+    followed by what the ordinary input's failure diagnosed (when its hint is
+    not ``own``, the judge's pointer, by default the check's).
+    """
+    try:
+        judge(example)
+    except Failure as failure:
+        if failure.hint not in {own or ctx.check.hint, ""}:
+            raise  # diagnosed on the hard case itself
+        hint = once(ctx, f"ordinary: {elsewhere}", lambda: _ordinary_hint(ctx, judge, ordinary(example), elsewhere,
+                                                                         own or ctx.check.hint))
+        failure.hint = hint or failure.hint
+        raise
+
+
+def _ordinary_hint(ctx: Context, judge: Callable[[Any], None], ordinary: Any, elsewhere: str, own: str) -> str | None:
+    """``judge(ordinary)``: None when it passes, else the hint that the function is wrong on it too."""
+    call = ctx.last_call
+    try:
+        judge(ordinary)
+    except Failure as plain:
+        return elsewhere if plain.hint in {own, ""} else f"{elsewhere} — {plain.hint}"
+    except StudentException:
+        return elsewhere
+    finally:
+        ctx.last_call = call
+    return None
 

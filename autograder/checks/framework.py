@@ -11,10 +11,10 @@ reported is the one hypothesis shrank it to, replayed.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,10 +23,11 @@ import torch
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 
-from autograder.checks import tape as tapes
+from autograder.checks.oracle import Grads, Oracle
+from autograder.checks.records import FailureRecord, Status
+from autograder.checks.tape import default_oracle
 from autograder.checks.show import show, show_call
 from autograder.contract import BY_ID
-from autograder.escape import clip
 from autograder.sandbox.errors import (
     BrokenReply,
     StudentCrashed,
@@ -44,18 +45,6 @@ QUESTION_SECONDS = 120.0  # of the student's CPU time per question
 QUESTION_WALL_FACTOR = 10.0  # wall-clock backstop, in multiples of QUESTION_SECONDS
 
 
-class Status(enum.StrEnum):
-    """How a check ended (equal to its plain string, as results.json writes it)."""
-
-    PASSED = "passed"
-    FAILED = "failed"  # a wrong answer
-    ERROR = "error"  # the student's function raised
-    TIMEOUT = "timeout"
-    CRASH = "crash"  # the student process died or broke the protocol
-    SKIPPED = "skipped"  # not run (the function is missing, or an earlier check stopped the question)
-    GRADER_ERROR = "grader_error"  # a bug on the grader's side while running this check
-
-
 class Failure(Exception):
     """A wrong answer: what was expected, what came back, and the likely mistake."""
 
@@ -64,29 +53,13 @@ class Failure(Exception):
         self.summary, self.expected, self.got, self.detail, self.hint = summary, expected, got, detail, hint
 
 
-@dataclass(frozen=True)
-class FailureRecord:
-    """Why a check did not pass, field by field (every field bounded, valid Unicode, not yet escaped).
-
-    ``summary`` is one sentence on what went wrong; ``call`` the call it went
-    wrong on (``shrunk`` when hypothesis shrank it); ``kind`` the check's kind.
-    The layout of these fields as text lives in ``reports.layout``.
-    """
-
-    summary: str
-    call: str = ""
-    shrunk: bool = False
-    expected: str = ""
-    got: str = ""
-    detail: str = ""
-    hint: str = ""
-    kind: str = "check"
-
-    @classmethod
-    def of(cls, summary: str, **fields: Any) -> FailureRecord:
-        """A record with every text field clipped to ``escape.FIELD_CHARS``."""
-        texts = {k: clip(v) if isinstance(v, str) else v for k, v in fields.items()}
-        return cls(clip(summary), **texts)
+def _oversized(name: str, value: Any) -> Failure | None:
+    """The failure of a value the student side did not send for its size (``wire.Oversized``), or None."""
+    if isinstance(value, wire.Oversized):
+        return Failure(f"{name} returned {value}", expected=f"at most {wire.MAX_ITEMS} items",
+                      got=f"a {value.type_name} of {'at least ' if not value.exact else ''}{value.items} items",
+                      hint="return what the contract asks (tensors, not long Python sequences)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -115,13 +88,6 @@ class CheckResult:
     failure: FailureRecord | None = None
     seconds: float = field(compare=False, default=0.0)
 
-    @property
-    def message(self) -> str:
-        """The failure as plain text (``reports.layout.plain_text``), "" when the check passed."""
-        from autograder.reports.layout import plain_text  # the layout belongs to the reports
-
-        return plain_text(self)
-
 
 def derive_seed(*parts: object) -> int:
     """A 31-bit seed from any parts (stable across runs and machines)."""
@@ -132,12 +98,17 @@ def derive_seed(*parts: object) -> int:
 class Context:
     """What a check body works with: the student's function for its question, seeded."""
 
-    def __init__(self, session: Session, check: Check, seed: int, deadline: float) -> None:
+    def __init__(self, session: Session, check: Check, seed: int, deadline: float,
+                 oracle: tuple[str, ...] = (), truth: Oracle | None = None) -> None:
         self.session, self.check, self.seed, self.deadline = session, check, seed, deadline
+        self.truth = default_oracle() if truth is None else truth  # the reference's answers (``checks.oracle``)
+        self.oracle = oracle  # graded names the grader answers for in this check's calls (``carried``)
+        self.used: set[str] = set()  # graded names the student's calls were seen to use
         self.name = BY_ID[check.qid].name
         self.last_call: str | None = None
         self.shrunk = False
         self.fatal: StudentProcessError | None = None
+        self.refused: Failure | None = None  # an oversized value (``wire.Oversized``): every later call fails alike
 
     def _call_seed(self, kwargs: dict[str, Any], attempt: int) -> int:
         blob = json.dumps({k: wire.encode(v) for k, v in kwargs.items()}, sort_keys=True)
@@ -152,18 +123,27 @@ class Context:
         """
         if self.fatal is not None:
             raise self.fatal
+        if self.refused is not None:
+            raise self.refused
         self.last_call = show_call(self.name, kwargs)
         if self._question_spent():
             self.fatal = StudentTimeout(QUESTION_SECONDS, f"the checks of {self.check.qid}")
             raise self.fatal
+        seed = self._call_seed(kwargs, attempt)
+        oracle = (self.oracle, self.truth.carried(self.oracle, seed)) if self.oracle else None
         try:
-            reply = self.session.call(self.name, (), kwargs, seed=self._call_seed(kwargs, attempt), grad=grad,
-                                      return_args=return_args, seconds=seconds)
+            reply = self.session.call(self.name, (), kwargs, seed=seed, grad=grad, return_args=return_args,
+                                      seconds=seconds, oracle=oracle)
         except (StudentTimeout, StudentCrashed, BrokenReply) as exc:
             self.fatal = exc
             raise
+        finally:
+            self.used.update(self.session.last_used)
         if reply.value is None:  # no contract function returns None: a stub or a missing return
             raise Failure(f"{self.name} returned None", expected="a return value", got="None", hint=NOT_IMPLEMENTED)
+        self.refused = _oversized(self.name, reply.value)
+        if self.refused is not None:
+            raise self.refused
         return reply
 
     def _question_spent(self) -> bool:
@@ -205,10 +185,23 @@ class Context:
             raise self.fatal
         self.last_call = self.name
         try:
-            return self.session.get(self.name)
+            value = self.session.get(self.name)
         except (StudentTimeout, StudentCrashed, BrokenReply) as exc:
             self.fatal = exc
             raise
+        refused = _oversized(self.name, value)
+        if refused is not None:
+            raise refused
+        return value
+
+    def expected(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """The reference's ``name`` on these arguments, detached (the rules: ``checks.oracle``)."""
+        return self.truth.expected(name, args, kwargs)
+
+    def expected_grad(self, name: str, *args: Any, wrt: Sequence[torch.Tensor], cotangent: torch.Tensor | None = None,
+                      output: int | None = None, **kwargs: Any) -> tuple[Any, Grads]:
+        """The reference's value and its gradients w.r.t. the leaves ``wrt`` (the rules: ``checks.oracle``)."""
+        return self.truth.expected_grad(name, args, kwargs, wrt=wrt, cotangent=cotangent, output=output)
 
     def fail(self, summary: str, *, expected: Any = "", got: Any = "", detail: str = "", hint: str = "") -> None:
         """Raise a ``Failure`` for the current call (values are shown with ``show``)."""
@@ -226,10 +219,10 @@ def for_all(strategy: st.SearchStrategy[Any], max_examples: int = 25) -> Callabl
 
     def wrap(fn: Callable[[Context, Any], None]) -> Callable[[Context], None]:
         def body(ctx: Context) -> None:
-            tape = tapes.TAPE
-            if tape is not None and not tape.recording:  # student bundle: the recorded examples, in order
-                for example in tape.examples():
-                    tape.start_example(example)
+            recorded = ctx.truth.recorded_examples()
+            if recorded is not None:  # student bundle: the recorded examples, in order
+                for example in recorded:
+                    ctx.truth.begin_example(example)
                     fn(ctx, example)
                 return
 
@@ -247,33 +240,38 @@ def for_all(strategy: st.SearchStrategy[Any], max_examples: int = 25) -> Callabl
             )
             @given(strategy)
             def prop(example: Any) -> None:
-                if tape is None:
-                    fn(ctx, example)
-                    return
-                tape.start_example(example)
-                tape.in_body = True
-                try:
-                    fn(ctx, example)
-                finally:
-                    tape.in_body = False
+                ctx.truth.begin_example(example)
+                fn(ctx, example)
 
             ctx.shrunk = True
             prop()
 
         body.__name__ = fn.__name__
-        body.draws_examples = True  # type: ignore[attr-defined]
         return body
 
     return wrap
 
 
-def run_check(session: Session, check: Check, seed: int, deadline: float) -> CheckResult:
-    """Run one check; every student-side failure becomes a result, grader bugs propagate."""
-    ctx = Context(session, check, derive_seed(seed, check.qid, check.name), deadline)
+def run_check(session: Session, check: Check, seed: int, deadline: float, *, oracle: tuple[str, ...] = (),
+              used: set[str] | None = None, truth: Oracle | None = None) -> CheckResult:
+    """Run one check; every student-side failure becomes a result, grader bugs propagate.
+
+    The check's expected values come from ``truth`` (default: ``tape.default_oracle``).
+
+    The student's graded functions ``oracle`` are answered by the reference
+    (error carried forward); the graded names its calls used go into ``used``.
+    """
+    ctx = Context(session, check, derive_seed(seed, check.qid, check.name), deadline, oracle, truth)
+    try:
+        return _run(ctx, check)
+    finally:
+        if used is not None:
+            used.update(ctx.used)
+
+
+def _run(ctx: Context, check: Check) -> CheckResult:
     start = time.monotonic()
-    if tapes.TAPE is not None:
-        tapes.TAPE.start_check(f"{check.qid}/{check.name}")
-        tapes.TAPE.in_body = not getattr(check.body, "draws_examples", False)
+    ctx.truth.begin_check(f"{check.qid}/{check.name}")
 
     def result(status: Status, summary: str = "", **fields: str) -> CheckResult:
         failure = None

@@ -14,12 +14,12 @@ import math
 import torch
 from hypothesis import strategies as st
 
-import reference
 from autograder.checks import strategies as S
 from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, UNBATCHED, expect_shape, expect_tensor, expect_unbatched
-from autograder.checks.compare import keeps_dtype
-from autograder.checks.diagnose import Diagnosis, expect_diagnosed
-from autograder.checks.framework import Context, for_all
+from autograder.checks.compare import keeps_dtype, tolerance
+from autograder.checks.diagnose import Diagnosis, expect_diagnosed, judge_hard_case, once
+from autograder.checks.evidence import log_density_probe
+from autograder.checks.framework import Context, Failure, for_all
 from autograder.checks.registry import check
 from autograder.sandbox.runtime.wire import Leaf
 
@@ -133,7 +133,7 @@ _LOWER_MISTAKES = (
 @for_all(_raws(), max_examples=12)
 def _tril_values(ctx: Context, raw: torch.Tensor) -> None:
     reply = ctx.reply(raw=raw, return_args=True)
-    expected = reference.scale_tril_from_raw(raw)
+    expected = ctx.expected("scale_tril_from_raw", raw)
     got = expect_shape(ctx, reply.value, tuple(raw.shape), what="L", hint=_SHAPE_HINT)
     upper = got.triu(1)
     if bool((upper != 0).any()):
@@ -155,7 +155,7 @@ def _tril_values(ctx: Context, raw: torch.Tensor) -> None:
        hint="see the contract of B1: raw (..., d, d) may have no leading dimension at all")
 @for_all(_raws(batch=()), max_examples=8)
 def _tril_unbatched(ctx: Context, raw: torch.Tensor) -> None:
-    expect_unbatched(ctx, {"raw": raw}, ("raw",), reference.scale_tril_from_raw(raw), names=("L",), hint=_TRIL_HINT)
+    expect_unbatched(ctx, {"raw": raw}, ("raw",), ctx.expected("scale_tril_from_raw", raw), names=("L",), hint=_TRIL_HINT)
 
 
 check("B1", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT)(
@@ -170,7 +170,7 @@ def _tril_gradient(ctx: Context, raw: torch.Tensor) -> None:
     reply = ctx.reply(raw=Leaf(raw, "raw"), grad=[{"output": None, "cotangent": cotangent}])
     expect_shape(ctx, reply.value, tuple(raw.shape), what="L", hint=_SHAPE_HINT)
     leaf = raw.clone().requires_grad_()
-    (expected,) = torch.autograd.grad(reference.scale_tril_from_raw(leaf), leaf, cotangent)
+    _, (expected,) = ctx.expected_grad("scale_tril_from_raw", leaf, wrt=(leaf,), cotangent=cotangent)
     _expect_grad(ctx, reply.grads[0].get("raw"), expected, "raw",
                  "your dL/draw differs: below the diagonal it passes the upstream gradient, above it is zero, "
                  "and on the diagonal it is the derivative of softplus times it")
@@ -193,7 +193,7 @@ def _cov_known(ctx: Context) -> None:
     L = torch.tensor([[[1.0, 0.0, 0.0], [2.0, 3.0, 0.0], [0.0, 0.0, 1.0]],
                       [[1.0, 0.0, 0.0], [1.5, 0.5, 0.0], [-1.0, 2.0, 0.5]]])  # L Lᵀ and Lᵀ L differ in every block
     got = ctx.call(L=L)
-    expect_diagnosed(ctx, got, reference.covariance_from_scale_tril(L), _COV_MISTAKES, {"L": L}, what="Σ",
+    expect_diagnosed(ctx, got, ctx.expected("covariance_from_scale_tril", L), _COV_MISTAKES, {"L": L}, what="Σ",
                      dtype=L.dtype, hint=_COV_HINT)
 
 
@@ -201,7 +201,7 @@ def _cov_known(ctx: Context) -> None:
 @for_all(_gaussians(0).map(lambda e: e[0]), max_examples=10)
 def _cov_random(ctx: Context, L: torch.Tensor) -> None:
     got = ctx.call(L=L)
-    expect_diagnosed(ctx, got, reference.covariance_from_scale_tril(L), _COV_MISTAKES, {"L": L}, what="Σ",
+    expect_diagnosed(ctx, got, ctx.expected("covariance_from_scale_tril", L), _COV_MISTAKES, {"L": L}, what="Σ",
                      dtype=L.dtype, hint=_COV_HINT)
 
 
@@ -209,7 +209,7 @@ def _cov_random(ctx: Context, L: torch.Tensor) -> None:
        hint="see the contract of B2: L (..., d, d) may have no leading dimension at all")
 @for_all(_gaussians(0, batch=()).map(lambda e: e[0]), max_examples=8)
 def _cov_unbatched(ctx: Context, L: torch.Tensor) -> None:
-    expect_unbatched(ctx, {"L": L}, ("L",), reference.covariance_from_scale_tril(L), names=("Σ",), hint=_COV_HINT)
+    expect_unbatched(ctx, {"L": L}, ("L",), ctx.expected("covariance_from_scale_tril", L), names=("Σ",), hint=_COV_HINT)
 
 
 check("B2", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT)(
@@ -235,7 +235,7 @@ _RSAMPLE_MISTAKES = (
 def _rsample_values(ctx: Context, example) -> None:
     L, (mu, eps) = example
     got = ctx.call(mu=mu, L=L, eps=eps)
-    expect_diagnosed(ctx, got, reference.rsample_full_gaussian(mu, L, eps), _RSAMPLE_MISTAKES,
+    expect_diagnosed(ctx, got, ctx.expected("rsample_full_gaussian", mu, L, eps), _RSAMPLE_MISTAKES,
                      {"mu": mu, "L": L, "eps": eps}, what="z", dtype=mu.dtype, hint=_RSAMPLE_HINT)
 
 
@@ -245,7 +245,7 @@ def _rsample_values(ctx: Context, example) -> None:
 def _rsample_unbatched(ctx: Context, example) -> None:
     L, (mu, eps) = example
     expect_unbatched(ctx, {"mu": mu, "L": L, "eps": eps}, ("mu", "L", "eps"),
-                     reference.rsample_full_gaussian(mu, L, eps), names=("z",), hint=_RSAMPLE_HINT)
+                     ctx.expected("rsample_full_gaussian", mu, L, eps), names=("z",), hint=_RSAMPLE_HINT)
 
 
 check("B3", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT)(
@@ -258,7 +258,7 @@ check("B3", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT
 def _rsample_broadcast(ctx: Context, example) -> None:
     L, (eps, mu) = example
     got = ctx.call(mu=mu, L=L, eps=eps)
-    expect_tensor(ctx, got, reference.rsample_full_gaussian(mu, L, eps), what="z", dtype=mu.dtype)
+    expect_tensor(ctx, got, ctx.expected("rsample_full_gaussian", mu, L, eps), what="z", dtype=mu.dtype)
 
 
 @check("B3", "reparameterised: gradients w.r.t. mu and the lower triangle of L", points=1, kind="gradient",
@@ -268,9 +268,9 @@ def _rsample_gradient(ctx: Context, example) -> None:
     L, (mu, eps) = example
     cotangent = torch.arange(1, mu.numel() + 1, dtype=F64).reshape(mu.shape) / 2
     reply = ctx.reply(mu=Leaf(mu, "mu"), L=Leaf(L, "L"), eps=eps, grad=[{"output": None, "cotangent": cotangent}])
-    expect_tensor(ctx, reply.value, reference.rsample_full_gaussian(mu, L, eps), what="z", dtype=F64)
+    expect_tensor(ctx, reply.value, ctx.expected("rsample_full_gaussian", mu, L, eps), what="z", dtype=F64)
     leaves = mu.clone().requires_grad_(), L.clone().requires_grad_()
-    g_mu, g_L = torch.autograd.grad(reference.rsample_full_gaussian(leaves[0], leaves[1], eps), leaves, cotangent)
+    _, (g_mu, g_L) = ctx.expected_grad("rsample_full_gaussian", *leaves, eps, wrt=leaves, cotangent=cotangent)
     grads = reply.grads[0]
     _expect_grad(ctx, grads.get("mu"), g_mu, "mu", "your dz/dmu is not the identity")
     got_L = grads.get("L")
@@ -282,8 +282,8 @@ def _rsample_gradient(ctx: Context, example) -> None:
 # -- B4 full_gaussian_log_prob -------------------------------------------------
 
 
-def _log_prob64(z: torch.Tensor, mu: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
-    return reference.full_gaussian_log_prob(z.to(F64), mu.to(F64), L.to(F64))
+def _log_prob64(ctx: Context, z: torch.Tensor, mu: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    return ctx.expected("full_gaussian_log_prob", z.to(F64), mu.to(F64), L.to(F64))
 
 
 @check("B4", "log N(z; μ, L Lᵀ) values, float32 and float64", points=1, public=True, kind="property",
@@ -291,10 +291,20 @@ def _log_prob64(z: torch.Tensor, mu: torch.Tensor, L: torch.Tensor) -> torch.Ten
 @for_all(_gaussians(2), max_examples=12)
 def _log_prob_values(ctx: Context, example) -> None:
     L, (z, mu) = example
+    _check_log_prob(ctx, z, mu, L, LOG_PROB_HINT)
+
+
+def _check_log_prob(ctx: Context, z: torch.Tensor, mu: torch.Tensor, L: torch.Tensor, hint: str) -> None:
+    """The student's log-density against the reference's; a mismatch no diagnosis names is probed."""
     got = ctx.call(z=z, mu=mu, L=L)
-    expected = _log_prob64(z, mu, L)
-    expect_diagnosed(ctx, got, expected, _LOG_PROB_MISTAKES, {"z": z, "L": L.to(F64), "expected": expected},
-                     what="the log-density", dtype=z.dtype, hint=LOG_PROB_HINT)
+    expected = _log_prob64(ctx, z, mu, L)
+    try:
+        expect_diagnosed(ctx, got, expected, _LOG_PROB_MISTAKES, {"z": z, "L": L.to(F64), "expected": expected},
+                         what="the log-density", dtype=z.dtype, hint=hint)
+    except Failure as failure:
+        if failure.hint == hint:
+            failure.hint = once(ctx, "probed", lambda: log_density_probe(ctx, z, mu, L)) or hint
+        raise
 
 
 @check("B4", UNBATCHED, points=0.25, public=True, kind="property",
@@ -303,7 +313,7 @@ def _log_prob_values(ctx: Context, example) -> None:
 @for_all(_gaussians(2, batch=()), max_examples=8)
 def _log_prob_unbatched(ctx: Context, example) -> None:
     L, (z, mu) = example
-    expect_unbatched(ctx, {"z": z, "mu": mu, "L": L}, ("z", "mu", "L"), _log_prob64(z, mu, L),
+    expect_unbatched(ctx, {"z": z, "mu": mu, "L": L}, ("z", "mu", "L"), _log_prob64(ctx, z, mu, L),
                      names=("the log-density",), hint=LOG_PROB_HINT)
 
 
@@ -316,48 +326,48 @@ check("B4", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT
 @for_all(_broadcasting(2), max_examples=10)
 def _log_prob_broadcast(ctx: Context, example) -> None:
     L, (z, mu) = example
-    got = ctx.call(z=z, mu=mu, L=L)
-    expect_tensor(ctx, got, _log_prob64(z, mu, L), what="the log-density", dtype=z.dtype)
 
+    def judge(ex: tuple[torch.Tensor, ...]) -> None:
+        if ex is not args:
+            _check_log_prob(ctx, *ex, ctx.check.hint)
+            return
+        expect_tensor(ctx, ctx.call(z=z, mu=mu, L=L), _log_prob64(ctx, z, mu, L), what="the log-density",
+                      dtype=z.dtype, hint=ctx.check.hint)
 
-@st.composite
-def _ill_conditioned(draw):
-    """``(z, mu, L)`` in float64, ``d`` 3…5, ``L`` with diagonal 2^k down to 1.2e-4 and off-diagonals in [−2, 2].
+    def expanded(ex: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        batch = torch.broadcast_shapes(z.shape[:-1], mu.shape[:-1], L.shape[:-2])
+        return z.expand(*batch, -1).clone(), mu.expand(*batch, -1).clone(), L.expand(*batch, -1, -1).clone()
 
-    The diagonal entries are powers of two and everything else halves, so
-    ``z = μ + L ε`` and any forward substitution are exact in float64: the
-    reference's value is the true log-density, while cond(L) reaches 1e12 and
-    more (cond(Σ) = cond(L)²), where Σ⁻¹, det Σ and solves with Σ break down.
-    """
-    diag_exponents = (-13, -12, -11, -7, -1, 0, 1)  # the minimal (shrunk) diagonal entry is 2^-13 ≈ 1.2e-4
-    d = draw(st.integers(3, 5))
-    batch = draw(S.batch_shapes(max_dims=2, min_dims=1))  # one batch for z, mu and L: B4's broadcasting is checked apart
-    n = math.prod(batch) * d
-    exponents = draw(st.lists(st.sampled_from(diag_exponents), min_size=n, max_size=n))
-    diagonal = torch.tensor([2.0**k for k in exponents], dtype=F64).reshape(*batch, d)
-    L = torch.tril(draw(S.halves((*batch, d, d), -2, 2)), -1) + torch.diag_embed(diagonal)
-    mu = draw(S.halves((*batch, d), -4, 4))
-    eps = draw(S.halves((*batch, d), -2, 2))  # the whitened point: ε = L⁻¹ (z − μ) exactly
-    z = mu + torch.einsum("...ij,...j->...i", L, eps)  # exact (dyadic)
-    return z, mu, L
+    args = (z, mu, L)
+    judge_hard_case(ctx, judge, args, expanded, "the log-density is wrong with z, mu and L expanded to one batch shape "
+                    "too (see the check \"log N(z; μ, L Lᵀ) values\")")
 
 
 @check("B4", "stable for ill-conditioned L (diagonal down to 1.2e-4), float64", points=1.5, kind="property",
        hint=STABLE_HINT)
-@for_all(_ill_conditioned(), max_examples=15)
+@for_all(S.ill_conditioned_gaussians().filter(lambda e: S.well_posed_log_density(*e, *tolerance(F64))),
+         max_examples=15)
 def _log_prob_ill_conditioned(ctx: Context, example) -> None:
-    z, mu, L = example
-    got = ctx.call(z=z, mu=mu, L=L)
-    cond = torch.linalg.cond(L).max().item()
-    expect_tensor(ctx, got, _log_prob64(z, mu, L), dtype=F64, hint=STABLE_HINT,
-                  what=f"the log-density for an ill-conditioned L (cond(L) up to {cond:.1e}, cond(Σ) = cond(L)²)")
+    def judge(ex: tuple[torch.Tensor, ...]) -> None:
+        if ex is not example:
+            _check_log_prob(ctx, *ex, STABLE_HINT)
+            return
+        z, mu, L = ex
+        got = ctx.call(z=z, mu=mu, L=L)
+        cond = torch.linalg.cond(L).max().item()
+        expect_tensor(ctx, got, _log_prob64(ctx, z, mu, L), dtype=F64, hint=STABLE_HINT,
+                      what=f"the log-density for an ill-conditioned L (cond(L) up to {cond:.1e}, cond(Σ) = cond(L)²)")
+
+    judge_hard_case(ctx, judge, example, S.well_conditioned,
+                    "the log-density is wrong for a well-conditioned L too (the same point with L's small diagonal "
+                    "entries raised to 1; see the check \"log N(z; μ, L Lᵀ) values\")")
 
 
 # -- B5 kl_full_gaussian_standard_normal ---------------------------------------
 
 
-def _kl64(mu: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
-    return reference.kl_full_gaussian_standard_normal(mu.to(F64), L.to(F64))
+def _kl64(ctx: Context, mu: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    return ctx.expected("kl_full_gaussian_standard_normal", mu.to(F64), L.to(F64))
 
 
 @check("B5", "KL on hand-checkable means and factors", points=1, public=True, kind="value", hint=KL_HINT)
@@ -368,7 +378,7 @@ def _kl_known(ctx: Context) -> None:
                       [[0.5, 0.0], [-1.5, 2.0]],  # ½ (6.5 + 1.25 − 2) − log 1
                       [[0.5, 0.0], [0.0, 0.5]]])  # ½ (0.5 − 2) + 2 log 2
     got = ctx.call(mu=mu, L=L)
-    expected = _kl64(mu, L)
+    expected = _kl64(ctx, mu, L)
     expect_diagnosed(ctx, got, expected, _KL_MISTAKES, {"mu": mu, "L": L.to(F64), "expected": expected},
                      what="the KL", dtype=mu.dtype, hint=KL_HINT)
 
@@ -378,7 +388,7 @@ def _kl_known(ctx: Context) -> None:
 def _kl_random(ctx: Context, example) -> None:
     L, (mu,) = example
     got = ctx.call(mu=mu, L=L)
-    expect_tensor(ctx, got, _kl64(mu, L), what="the KL", dtype=mu.dtype)
+    expect_tensor(ctx, got, _kl64(ctx, mu, L), what="the KL", dtype=mu.dtype)
 
 
 @check("B5", UNBATCHED, points=0.25, public=True, kind="property",
@@ -387,7 +397,7 @@ def _kl_random(ctx: Context, example) -> None:
 @for_all(_gaussians(1, batch=()), max_examples=8)
 def _kl_unbatched(ctx: Context, example) -> None:
     L, (mu,) = example
-    expect_unbatched(ctx, {"mu": mu, "L": L}, ("mu", "L"), _kl64(mu, L), names=("the KL",), hint=KL_HINT)
+    expect_unbatched(ctx, {"mu": mu, "L": L}, ("mu", "L"), _kl64(ctx, mu, L), names=("the KL",), hint=KL_HINT)
 
 
 check("B5", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT)(
@@ -400,4 +410,4 @@ check("B5", DTYPE_CHECK, points=0.25, public=True, kind="value", hint=DTYPE_HINT
 def _kl_broadcast(ctx: Context, example) -> None:
     L, (mu,) = example
     got = ctx.call(mu=mu, L=L)
-    expect_tensor(ctx, got, _kl64(mu, L), what="the KL", dtype=mu.dtype)
+    expect_tensor(ctx, got, _kl64(ctx, mu, L), what="the KL", dtype=mu.dtype)

@@ -13,12 +13,11 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-import reference
 from autograder.checks import strategies as S
 from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, expect_tensor, keeps_dtype
-from autograder.checks.diagnose import Diagnosis, expect_diagnosed
+from autograder.checks.diagnose import Diagnosis, diagnose, expect_diagnosed, judge_hard_case
 from autograder.checks.framework import Context, for_all
-from autograder.checks.gmvae import F64, _example, _f64, _judge
+from autograder.checks.gmvae import F64, _example, _f64
 from autograder.checks.registry import check
 from autograder.sandbox.runtime.wire import Leaf
 
@@ -31,7 +30,11 @@ STABLE_LOGITS_HINT = ("your reconstruction goes wrong for large logits: log(sigm
 SAMPLES_HINT = "your reconstruction with L > 1 samples differs: the contract of C4 averages over the L samples"
 ZERO_GAMMA_HINT = ("your ELBO is NaN or off when some γ_c = 0: γ_c log γ_c there is 0 · (−∞); the contract of C4 "
                    "takes 0 log 0 = 0")
-ELSEWHERE_HINT = "the ELBO is wrong on ordinary inputs too (see the check \"ELBO values with one sample\"): " + ELBO_HINT
+
+
+def _elsewhere(where: str) -> str:
+    """The hint of a check about a hard case whose ELBO is wrong without it too (``where`` says on what)."""
+    return f'the ELBO is wrong on ordinary inputs too ({where}; see the check "ELBO values with one sample")'
 
 
 @st.composite
@@ -71,7 +74,7 @@ def _check_elbo(ctx: Context, example: dict[str, torch.Tensor], hint: str = ELBO
     """The student's ELBO on ``example`` against ``expected`` (float64; by default the reference's)."""
     got = ctx.call(**example)
     if expected is None:
-        expected = reference.gmvae_elbo(**_f64(example))
+        expected = ctx.expected("gmvae_elbo", **_f64(example))
     expect_diagnosed(ctx, got, expected.to(example["x"].dtype), _ELBO_MISTAKES, {**_f64(example), "expected": expected},
                      what="the ELBO", dtype=example["x"].dtype, hint=hint)
 
@@ -89,6 +92,10 @@ _ELBO_MISTAKES = (
     Diagnosis("your ELBO is off by (J/2) log 2π: the 2π of the entropy and the one of E_q log p(z|c) cancel, keep "
               "both or neither (seed 004 §3.5)", lambda mu_z, expected, **_: expected + mu_z.shape[-1] / 2
               * math.log(2 * math.pi)),
+    Diagnosis("your reconstruction term is the contract's divided by D, the number of pixels: the pixels' "
+              "log-likelihoods are averaged where the contract of C4 sums them",
+              lambda x_logits, x, expected, **_: expected - (1 - 1 / x.shape[-1]) * _recon({"x_logits": x_logits,
+                                                                                              "x": x})),
     Diagnosis("your reconstruction sums over the L samples; the contract of C4 averages them",
               lambda x_logits, expected, **kw: expected + (x_logits.shape[0] - 1) * _recon({"x_logits": x_logits,
                                                                                          **kw})),
@@ -124,7 +131,7 @@ check("C4", DTYPE_CHECK, points=0.5, public=True, kind="value", hint=DTYPE_HINT)
 
 
 @check("C4", STABLE_LOGITS_CHECK, points=2, public=True, kind="property", hint=STABLE_LOGITS_HINT)
-@for_all(_elbo_inputs(extreme=True), max_examples=4)
+@for_all(_elbo_inputs(F64, extreme=True), max_examples=4)
 def _elbo_extreme_logits(ctx: Context, example) -> None:
     # A stable form is exact at every magnitude; an unstable one can look right at one of them
     # (BCE of sigmoid(·) clamps its log at −100, which coincides with the truth at ±100 only).
@@ -134,61 +141,73 @@ def _elbo_extreme_logits(ctx: Context, example) -> None:
             extreme = {k: v.to(dtype) for k, v in extreme.items()}
             # One reference call per input (the student bundle replays exactly these): the clipped
             # input's expected value differs from it by the reconstruction term only.
-            expected = reference.gmvae_elbo(**_f64(extreme)) - _recon(extreme)
+            expected = ctx.expected("gmvae_elbo", **_f64(extreme)) - _recon(extreme)
 
             def judge(ex: dict[str, torch.Tensor], expected: torch.Tensor = expected) -> None:
                 _check_elbo(ctx, ex, hint=STABLE_LOGITS_HINT, expected=expected + _recon(ex))
 
-            _judge(ctx, judge, extreme, lambda ex: {**ex, "x_logits": ex["x_logits"].clamp(-4, 4)},
-                   ELSEWHERE_HINT + " (also with logits clipped to ±4)")
+            judge_hard_case(ctx, judge, extreme, lambda ex: {**ex, "x_logits": ex["x_logits"].clamp(-4, 4)},
+                            _elsewhere("also with the logits clipped to ±4"))
 
 
 @check("C4", "L > 1 samples are averaged", points=1, kind="property", hint=SAMPLES_HINT)
 @for_all(_elbo_inputs(n_samples=(2, 3)), max_examples=8)
 def _elbo_samples(ctx: Context, example) -> None:
-    _judge(ctx, lambda ex: _check_elbo(ctx, ex, hint=SAMPLES_HINT), example,
-           lambda ex: {**ex, "x_logits": ex["x_logits"][:1]}, ELSEWHERE_HINT + " (also with L = 1)")
+    judge_hard_case(ctx, lambda ex: _check_elbo(ctx, ex, hint=SAMPLES_HINT), example,
+                    lambda ex: {**ex, "x_logits": ex["x_logits"][:1]}, _elsewhere("also with L = 1"))
 
 
 @check("C4", "γ with zero entries: 0 · log 0 = 0", points=1, kind="property", hint=ZERO_GAMMA_HINT)
 @for_all(_elbo_inputs(zero_gamma=True), max_examples=8)
 def _elbo_zero_gamma(ctx: Context, example) -> None:
-    _judge(ctx, lambda ex: _check_elbo(ctx, ex, hint=ZERO_GAMMA_HINT), example,
-           lambda ex: {**ex, "gamma": (ex["gamma"] + 1 / ex["gamma"].shape[-1]) / 2},
-           ELSEWHERE_HINT + " (also with every γ_c > 0)")
+    judge_hard_case(ctx, lambda ex: _check_elbo(ctx, ex, hint=ZERO_GAMMA_HINT), example,
+                    lambda ex: {**ex, "gamma": (ex["gamma"] + 1 / ex["gamma"].shape[-1]) / 2},
+                    _elsewhere("also with every γ_c > 0"))
 
 
 @check("C4", "K = 1 reduces to the VAE ELBO", points=1, kind="property",
        hint="see seed 004 §3.5: with one cluster N(0, I) the ELBO is the VAE's, reconstruction minus KL(q ‖ N(0, I))")
 @for_all(_elbo_inputs(), max_examples=8)
-def _elbo_one_cluster(ctx: Context, example) -> None:
-    b, j = example["mu_z"].shape
-    dtype = example["x"].dtype
-    example = {**example, "gamma": torch.ones(b, 1, dtype=dtype), "log_pi": torch.zeros(1, dtype=dtype),
+def _elbo_one_cluster(ctx: Context, drawn) -> None:
+    b, j = drawn["mu_z"].shape
+    dtype = drawn["x"].dtype
+    example = {**drawn, "gamma": torch.ones(b, 1, dtype=dtype), "log_pi": torch.zeros(1, dtype=dtype),
                "mu_c": torch.zeros(1, j, dtype=dtype), "logvar_c": torch.zeros(1, j, dtype=dtype)}
-    got = ctx.call(**example)
     ex = _f64(example)
     expected = _recon(ex) - _kl_diag(ex["mu_z"], ex["logvar_z"], ex["mu_c"][0], ex["logvar_c"][0])
-    expect_tensor(ctx, got, expected.to(dtype), what="the ELBO", dtype=dtype,
-                  hint="your ELBO with one cluster N(0, I) is not the VAE's: check the entropy term and every ½ "
-                       "(seed 004 §3.5)")
+    _expect_special(ctx, example, expected, drawn, "your ELBO with one cluster N(0, I) is not the VAE's: check the "
+                    "entropy term and every ½ (seed 004 §3.5)")
 
 
 @check("C4", "the entropy of q(z|x) uses q's own variance σ̃²", points=1, kind="property",
        hint="see seed 004 §3.5: the entropy of q(z|x) uses q's own variance σ̃², not a cluster's σ_c² (the seed's "
             "last lines have this slip)")
 @for_all(_elbo_inputs(), max_examples=8)
-def _elbo_entropy(ctx: Context, example) -> None:
+def _elbo_entropy(ctx: Context, drawn) -> None:
     # All clusters equal N(m, s²): the ELBO is reconstruction − KL(q(z|x) ‖ N(m, s²)) − KL(γ ‖ π).
-    k, j = example["mu_c"].shape
-    example = {**example, "mu_c": example["mu_c"][:1].expand(k, j).clone(),
-               "logvar_c": example["logvar_c"][:1].expand(k, j).clone()}
-    got = ctx.call(**example)
+    k, j = drawn["mu_c"].shape
+    example = {**drawn, "mu_c": drawn["mu_c"][:1].expand(k, j).clone(),
+               "logvar_c": drawn["logvar_c"][:1].expand(k, j).clone()}
     ex = _f64(example)
     kl_cat = (ex["gamma"] * (ex["gamma"].log() - ex["log_pi"])).sum(-1)
     expected = _recon(ex) - _kl_diag(ex["mu_z"], ex["logvar_z"], ex["mu_c"][0], ex["logvar_c"][0]) - kl_cat
-    dtype = example["x"].dtype
-    expect_tensor(ctx, got, expected.to(dtype), what="the ELBO", dtype=dtype)
+    _expect_special(ctx, example, expected, drawn, ctx.check.hint)
+
+
+def _expect_special(ctx: Context, example: dict[str, torch.Tensor], expected: torch.Tensor,
+                    drawn: dict[str, torch.Tensor], hint: str) -> None:
+    """The ELBO on a special case ``example`` must be ``expected`` (float64, in closed form); when it is not,
+    the hint names a diagnosed mistake, or says the ELBO is wrong on the ``drawn`` input the case came from too."""
+    def judge(ex: dict[str, torch.Tensor]) -> None:
+        if ex is drawn:
+            _check_elbo(ctx, ex, hint=hint)
+            return
+        dtype = ex["x"].dtype
+        expect_diagnosed(ctx, ctx.call(**ex), expected.to(dtype), _ELBO_MISTAKES, {**_f64(ex), "expected": expected},
+                         what="the ELBO", dtype=dtype, hint=hint)
+
+    judge_hard_case(ctx, judge, example, lambda _: drawn, _elsewhere("also on the drawn input with its own clusters"),
+                    hint)
 
 
 @check("C4", "gradients w.r.t. x_logits, mu_z, logvar_z and gamma", points=2, kind="gradient",
@@ -196,7 +215,7 @@ def _elbo_entropy(ctx: Context, example) -> None:
 @for_all(_elbo_inputs(F64, n_samples=(1, 2)), max_examples=8)
 def _elbo_gradients(ctx: Context, example) -> None:
     hints = {
-        "x_logits": "your gradient w.r.t. the logits differs: check the reconstruction term and its mean over L",
+        "x_logits": "your gradient w.r.t. the logits differs: they enter the reconstruction term only",
         "mu_z": "your gradient w.r.t. mu_z differs: μ̃ enters only the expected log p(z|c) term",
         "logvar_z": "your gradient w.r.t. logvar_z differs: it enters the expected log p(z|c) term and the entropy "
                     "(q's own variance)",
@@ -212,8 +231,7 @@ def _elbo_gradients(ctx: Context, example) -> None:
     if not isinstance(reply.value, torch.Tensor) or tuple(reply.value.shape) != (b,):
         ctx.fail("the ELBO is not a tensor of shape (B,)", expected=f"shape ({b},)", got=reply.value)
     leaves = {k: v.clone().requires_grad_(k in hints) for k, v in example.items()}
-    expected = reference.gmvae_elbo(**leaves)
-    grads = torch.autograd.grad(expected, [leaves[n] for n in hints], cotangent)
+    _, grads = ctx.expected_grad("gmvae_elbo", wrt=[leaves[n] for n in hints], cotangent=cotangent, **leaves)
     for name, e in zip(hints, grads):
         g = reply.grads[0].get(name)
         if g is None:
@@ -221,5 +239,15 @@ def _elbo_gradients(ctx: Context, example) -> None:
                      hint="your ELBO is cut off from its inputs' graph (a Python float, a detach or numpy on the way)")
         if name == "gamma":  # only the part tangent to the simplex is defined by values on the simplex
             g, e = g - g.mean(-1, keepdim=True), e - e.mean(-1, keepdim=True)
+        hint = hints[name] if name != "x_logits" else diagnose(g, _LOGIT_GRADIENT_MISTAKES, {
+            "e": e, "pixels": example["x"].shape[-1], "samples": e.shape[0]}, hints[name], e)
         expect_tensor(ctx, g, e, what=f"dELBO/d{name}" + (" (projected on the simplex)" if name == "gamma" else ""),
-                      hint=hints[name])
+                      hint=hint)
+
+
+_LOGIT_GRADIENT_MISTAKES = (
+    Diagnosis("your gradient w.r.t. the logits is the contract's divided by D, the number of pixels: the pixels' "
+              "log-likelihoods are averaged where the contract of C4 sums them", lambda e, pixels, **_: e / pixels),
+    Diagnosis("your gradient w.r.t. the logits is L times the contract's: the reconstruction sums over the L "
+              "samples where the contract of C4 averages them", lambda e, samples, **_: e * samples),
+)

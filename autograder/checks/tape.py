@@ -1,133 +1,135 @@
 """Recorded public checks: what lets students run them without the reference.
 
 When the student bundle is built, the public checks run once against the
-reference solution with a ``Tape`` recording: for each check, the examples
-hypothesis drew and, in order, every value the check body got from
-``reference``. In the bundle, the same check code runs with the tape playing:
-examples come from the tape (first failing one reported, no shrinking) and
-``reference`` is a stub that hands back the recorded values. The bundle thus
-holds the public checks' expected values and no solution code.
+reference solution with a recording ``TapeOracle``: for each check, the
+examples hypothesis drew and, per example in order, every question the check
+asked its oracle (name, argument dtypes and shapes) with the answer (value,
+and gradients for ``expected_grad``). In the bundle, the same check code runs
+with a playing ``TapeOracle`` (``default_oracle``): examples come from the
+tape (first failing one reported, no shrinking) and each question gets its
+recorded answer. The bundle thus holds the public checks' expected values
+and no solution code. The rules this puts on a public check are in
+``checks.oracle``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from autograder.checks.oracle import Grads, Oracle, TapeError
 from autograder.sandbox.runtime import wire
 
 TAPE_FILE = Path(__file__).with_name("public_tape.json")
-
-
-class TapeError(RuntimeError):
-    """The recorded values do not match what a check asks for (a grader bug, never a student's)."""
 
 
 def _keep_fn(kind: str, params: dict[str, Any]) -> wire.Fn:
     return wire.Fn(kind, params)
 
 
-class Tape:
-    """Examples and reference values of the public checks, recording or playing."""
+def signature(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The dtypes and shapes of a question's arguments (what playing checks: values may differ in the last bit
+    from one machine to another, their kinds may not)."""
 
-    def __init__(self, data: dict[str, Any] | None = None) -> None:
-        self.recording = data is None
+    def of(value: Any) -> str:
+        if isinstance(value, torch.Tensor):
+            return f"{str(value.dtype).removeprefix('torch.')}{list(value.shape)}"
+        if isinstance(value, (tuple, list)):
+            return "(" + ",".join(of(v) for v in value) + ")"
+        return type(value).__name__
+
+    return ",".join([of(a) for a in args] + [f"{k}={of(v)}" for k, v in sorted(kwargs.items())])
+
+
+class TapeOracle(Oracle):
+    """The public checks' examples and answers: recorded from ``source``, or played from ``data``."""
+
+    def __init__(self, data: dict[str, Any] | None = None, source: Oracle | None = None) -> None:
+        if (data is None) == (source is None):
+            raise ValueError("a tape records from a source or plays data, not both")
+        self.source = source
         self.data: dict[str, Any] = {} if data is None else data
         self._check: str | None = None
         self._example = 0
-        self._call = 0
-        self.in_body = False
+        self._question = 0
 
-    def start_check(self, key: str) -> None:
-        self._check, self._example, self._call = key, -1, 0
+    @property
+    def recording(self) -> bool:
+        return self.source is not None
+
+    def begin_check(self, key: str) -> None:
         if self.recording:
             self.data[key] = {"examples": [], "values": []}
         elif key not in self.data:
             raise TapeError(f"no recording for check {key!r}")
-        self.start_example(None)
+        self._check, self._example = key, -1
+        self.begin_example(None)
 
-    def start_example(self, example: Any) -> None:
-        """Begin an example (``None`` for a check without drawn examples)."""
+    def begin_example(self, example: Any) -> None:
+        """Example ``example`` starts (``None``: the questions asked before any example)."""
         self._example += 1
-        self._call = 0
+        self._question = 0
         if self.recording:
-            entry = self.data[self._check]
+            record = self._record()
             if example is not None:
-                entry["examples"].append(wire.encode(example))
-            if len(entry["values"]) <= self._example:
-                entry["values"].append([])
+                record["examples"].append(wire.encode(example))
+            record["values"].append([])
 
-    def examples(self) -> list[Any]:
-        """The recorded examples of the current check (playing)."""
-        return [wire.decode(e, build_fn=_keep_fn) for e in self.data[self._check]["examples"]]
-
-    def reference(self, name: str, compute: Callable[[], Any] | None = None) -> Any:
-        """The next reference value of this example: computed and recorded, or played back."""
-        values = self.data[self._check]["values"]
+    def recorded_examples(self) -> list[Any] | None:
         if self.recording:
-            value = compute()
-            if any(t.requires_grad for t in _tensors(value)):
-                raise TapeError(f"{self._check}: a public check differentiates through reference.{name}; "
-                                "compute the expected gradient in a hidden check instead")
-            values[self._example].append([name, wire.encode(value)])
+            return None
+        return [wire.decode(e, build_fn=_keep_fn) for e in self._record()["examples"]]
+
+    def expected(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.recording:
+            value = self.source.expected(name, args, kwargs)
+            self._write(name, args, kwargs, [wire.encode(value)])
             return value
+        return wire.decode(self._read(name, args, kwargs, 1)[0])
+
+    def expected_grad(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], *,
+                      wrt: Sequence[torch.Tensor], cotangent: torch.Tensor | None,
+                      output: int | None) -> tuple[Any, Grads]:
+        if self.recording:
+            value, grads = self.source.expected_grad(name, args, kwargs, wrt=wrt, cotangent=cotangent,
+                                                     output=output)
+            self._write(name, args, kwargs, [wire.encode(value), wire.encode(list(grads))])
+            return value, grads
+        value, grads = self._read(name, args, kwargs, 2)
+        return wire.decode(value), tuple(wire.decode(grads))
+
+    def _record(self) -> dict[str, Any]:
+        if self._check is None:
+            raise TapeError("a question asked outside a check")
+        return self.data[self._check]
+
+    def _write(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], answer: list[Any]) -> None:
+        self._record()["values"][self._example].append([name, signature(args, kwargs), *answer])
+
+    def _read(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], parts: int) -> list[Any]:
+        where = f"{self._check}, example {self._example}, question {self._question + 1}"
         try:
-            recorded_name, encoded = values[self._example][self._call]
+            recorded = self._record()["values"][self._example][self._question]
         except IndexError:
-            raise TapeError(f"{self._check}: no recorded value for call {self._call + 1} of example {self._example}") from None
-        if recorded_name != name:
-            raise TapeError(f"{self._check}: recorded reference.{recorded_name}, asked for reference.{name}")
-        self._call += 1
-        return wire.decode(encoded)
-
-    def dumps(self) -> str:
-        return json.dumps(self.data, separators=(",", ":"), sort_keys=True)
+            raise TapeError(f"{where}: nothing recorded for {name}") from None
+        asked = [name, signature(args, kwargs)]
+        if recorded[:2] != asked or len(recorded) != 2 + parts:
+            raise TapeError(f"{where}: recorded {recorded[:2]}, asked {asked}")
+        self._question += 1
+        return recorded[2:]
 
 
-def _tensors(value: Any) -> Iterator[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            yield from _tensors(v)
-
-
-def _load() -> Tape | None:
+@functools.cache
+def default_oracle() -> Oracle:
+    """This installation's oracle: the tape of the student bundle when there is one, else the live reference."""
     if TAPE_FILE.is_file():
-        return Tape(json.loads(TAPE_FILE.read_text()))
-    return None
+        return TapeOracle(json.loads(TAPE_FILE.read_text()))
+    # Not at the top: the student bundle ships the tape and no ``live`` module (no reference solution).
+    from autograder.checks.live import LiveOracle
 
-
-#: The playing tape of a student bundle, or None in the grader (set while recording).
-TAPE: Tape | None = _load()
-
-
-@contextmanager
-def recording(reference_module: Any, names: list[str]) -> Iterator[Tape]:
-    """Record reference values of checks run inside this block (patches ``reference_module``)."""
-    global TAPE
-    tape = Tape()
-    originals = {n: getattr(reference_module, n) for n in names}
-
-    def recorded(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if tape.in_body:
-                return tape.reference(name, lambda: original(*args, **kwargs))
-            return original(*args, **kwargs)
-
-        return call
-
-    for name, original in originals.items():
-        setattr(reference_module, name, recorded(name, original))
-    TAPE = tape
-    try:
-        yield tape
-    finally:
-        TAPE = None
-        for name, original in originals.items():
-            setattr(reference_module, name, original)
+    return LiveOracle()

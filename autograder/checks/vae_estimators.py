@@ -14,11 +14,11 @@ import torch
 from hypothesis import strategies as st
 from torch import distributions as D
 
-import reference
 from autograder.checks import strategies as S
 from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, expect_tensor, keeps_dtype
-from autograder.checks.diagnose import Diagnosis, expect_diagnosed
-from autograder.checks.framework import Context, for_all
+from autograder.checks.diagnose import Diagnosis, judge_hard_case, once
+from autograder.checks.evidence import expect_exact, spread_hint, sum_mistake, where_hint
+from autograder.checks.framework import Context, Failure, for_all
 from autograder.checks.models import encoder as _encoder, likelihood as _likelihood, log_px as _log_px
 from autograder.checks.models import posterior as _posterior, prior_weight_moments as _prior_weight_moments
 from autograder.checks.registry import check
@@ -66,12 +66,13 @@ MC_DELTA = FALSE_FAIL / (MC_EXAMPLES * 3)
 
 
 def _expect_log_px(ctx: Context, got: torch.Tensor, lp: torch.Tensor, u: torch.Tensor, n: int, hint: str,
-                   dtype: torch.dtype) -> None:
-    """``got`` within the band that ``|mean w − 1| ≤ u`` allows around log p(x)."""
+                   dtype: torch.dtype, terms: str = "likelihoods") -> None:
+    """``got`` within the band that ``|mean w − 1| ≤ u`` allows around log p(x); the hint says where it lies."""
     lo, hi = lp + torch.log1p(-u.clamp(max=1.0)), lp + torch.log1p(u)
     centre, half = (lo + hi) / 2, (hi - lo) / 2
     _expect_within(ctx, got, centre, half, n, "the estimate of log p(x)",
-                   "Bernstein bound on the mean importance weight, union over the check's comparisons", hint, dtype)
+                   "Bernstein bound on the mean importance weight, union over the check's comparisons",
+                   where_hint(got, lo, hi, n, hint, terms), dtype)
 
 
 @check("E2", "(B,) estimate within Monte-Carlo error of the closed-form log p(x)", points=1.5, public=True,
@@ -85,8 +86,7 @@ def _mc_value(ctx: Context, example) -> None:
     got = ctx.call(x=x, log_px_given_z=_likelihood(W, b, log_scale, x.dtype), z_dim=W.shape[1], n_samples=MC_SAMPLES)
     got = _expect_shaped(ctx, got, (x.shape[0],))
     _expect_log_px(ctx, got, _log_px(*example), _mc_halfwidth(example, MC_DELTA), MC_SAMPLES,
-                   "your estimate is off: the contract of E2 takes the log of the mean likelihood (not the mean of "
-                   "the log-likelihoods), z from the prior",
+                   "see the contract of E2: z from the prior, the log of the mean likelihood over the S samples",
                    x.dtype)
 
 
@@ -106,11 +106,13 @@ LOGSUMEXP_HINT = ("your estimate is not finite when every log-likelihood is belo
 _UNDERFLOW_MISTAKES = (
     Diagnosis("your estimate is −∞ when every log-likelihood is below −10⁴: exp of such values underflows to 0 "
               "before the log (a naive log of a mean of exp); the contract asks an estimate that stays finite",
-              lambda expected: torch.full_like(expected, -math.inf)),
+              lambda expected, **_: torch.full_like(expected, -math.inf)),
     Diagnosis("your estimate is NaN when every log-likelihood is below −10⁴: exp of such values underflows to 0 "
               "before a log or a division; the contract asks an estimate that stays finite",
-              lambda expected: torch.full_like(expected, math.nan)),
+              lambda expected, **_: torch.full_like(expected, math.nan)),
 )
+MC_CONSTANT = ("log p(x|z) does not depend on z here (W = 0), so every sample gives the same likelihood: your "
+               "estimate depends on z where it should not")
 
 
 def _dtype_model(dtype: torch.dtype) -> dict:
@@ -127,12 +129,16 @@ check("E2", DTYPE_CHECK, points=0.5, public=True, kind="value", hint=DTYPE_HINT)
 @check("E2", "finite when every log p(x|z) is below −10⁴", points=1, public=True, kind="value", hint=LOGSUMEXP_HINT)
 @for_all(_tiny_likelihoods(), max_examples=10)
 def _mc_stable(ctx: Context, example) -> None:
-    x, W, b, log_scale, n = example  # W = 0: log p(x|z) does not depend on z, so the estimate is exact
-    got = ctx.call(x=x, log_px_given_z=_likelihood(W, b, log_scale, x.dtype), z_dim=W.shape[1], n_samples=n)
-    _expect_shaped(ctx, got, (x.shape[0],))
-    expected = _log_px(x, W, b, log_scale).to(x.dtype)
-    expect_diagnosed(ctx, got, expected, _UNDERFLOW_MISTAKES, {"expected": expected}, what="the estimate of log p(x)",
-                     dtype=x.dtype, hint=LOGSUMEXP_HINT)
+    # W = 0: log p(x|z) does not depend on z, so the estimate is exact; with s = 1 it is an ordinary input.
+    def judge(ex) -> None:
+        x, W, b, log_scale, n = ex
+        args = dict(x=x, log_px_given_z=_likelihood(W, b, log_scale, x.dtype), z_dim=W.shape[1], n_samples=n)
+        mistakes = (_UNDERFLOW_MISTAKES if log_scale < 0 else ()) + (sum_mistake("likelihoods"),)
+        expect_exact(ctx, args, _log_px(x, W, b, log_scale).to(x.dtype), LOGSUMEXP_HINT, MC_CONSTANT, mistakes)
+
+    judge_hard_case(ctx, judge, example, lambda ex: (*ex[:3], 0.0, ex[4]),
+                    "the estimate is wrong for ordinary likelihoods too (the same model with s = 1, where log p(x|z) "
+                    "is near −2)")
 
 
 @check("E2", "a likelihood much narrower than the prior", points=1, kind="statistical test",
@@ -146,8 +152,7 @@ def _mc_narrow(ctx: Context) -> None:
     got = ctx.call(x=x, log_px_given_z=_likelihood(W, b, 0.0, x.dtype), z_dim=2, n_samples=MC_SAMPLES)
     got = _expect_shaped(ctx, got, (4,))
     _expect_log_px(ctx, got, _log_px(*example), _mc_halfwidth(example, FALSE_FAIL / 4), MC_SAMPLES,
-                   "your estimate is below log p(x) by more than Monte-Carlo error: a mean of log-likelihoods is only "
-                   "a lower bound; the contract of E2 takes the log of the mean likelihood",
+                   "see the contract of E2: the log of the mean likelihood over the S samples, z from the prior",
                    x.dtype)
 
 
@@ -163,11 +168,20 @@ IS_EXACT_HINT = ("your estimate is not log p(x) although q is the exact posterio
 @for_all(st.tuples(_models(orthogonal=True, log_scales=(-0.5, 0.0, 0.5)), st.sampled_from([2, 7, 64])), max_examples=10)
 def _is_exact(ctx: Context, example) -> None:
     (x, W, b, log_scale), n = example
-    encoder = _encoder(x, W, b, log_scale)
-    got = ctx.call(x=x, encoder=encoder, log_px_given_z=_likelihood(W, b, log_scale, x.dtype), n_samples=n)
-    _expect_shaped(ctx, got, (x.shape[0],))
-    expect_tensor(ctx, got, _log_px(x, W, b, log_scale).to(x.dtype), what="the estimate of log p(x)", dtype=x.dtype,
-                  hint=IS_EXACT_HINT)
+    _expect_posterior_exact(ctx, x, W, b, log_scale, n, IS_EXACT_HINT, ())
+
+
+IS_CONSTANT = ("q is the exact posterior, so every weight p(x|z) p(z) / q(z|x) equals p(x) whatever z is: your log "
+               "weights depend on z, so one of their three log-densities is missing or is not the density it should be")
+
+
+def _expect_posterior_exact(ctx: Context, x, W, b, log_scale, n: int, hint: str,
+                            mistakes: tuple[Diagnosis, ...]) -> None:
+    """E3 with q the exact posterior of the model: the estimate must be log p(x) exactly."""
+    args = dict(x=x, encoder=_encoder(x, W, b, log_scale), log_px_given_z=_likelihood(W, b, log_scale, x.dtype),
+                n_samples=n)
+    expect_exact(ctx, args, _log_px(x, W, b, log_scale).to(x.dtype), hint, IS_CONSTANT,
+                  mistakes + (sum_mistake("weights"),))
 
 
 def _proposal_weight_moments(m, v, mu, u) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,9 +234,8 @@ def _is_statistical(ctx: Context, example) -> None:
     got = ctx.call(x=x, encoder=encoder, log_px_given_z=_likelihood(W, b, log_scale, x.dtype), n_samples=_IS_SAMPLES)
     got = _expect_shaped(ctx, got, (x.shape[0],))
     _expect_log_px(ctx, got, _log_px(x, W, b, log_scale), _is_halfwidth(example, _IS_DELTA), _IS_SAMPLES,
-                   "your estimate is off by more than Monte-Carlo error: see the contract of E3 (the samples come "
-                   "from q(z|x), the weights are p(x|z) p(z) / q(z|x))",
-                   x.dtype)
+                   "see the contract of E3: the samples come from q(z|x), the weights are p(x|z) p(z) / q(z|x)",
+                   x.dtype, "weights")
 
 
 @st.composite
@@ -243,13 +256,13 @@ def _tiny_posteriors(draw):
        hint=LOGSUMEXP_HINT)
 @for_all(_tiny_posteriors(), max_examples=10)
 def _is_stable(ctx: Context, example) -> None:
-    x, W, b, log_scale, n = example
-    encoder = _encoder(x, W, b, log_scale)
-    got = ctx.call(x=x, encoder=encoder, log_px_given_z=_likelihood(W, b, log_scale, x.dtype), n_samples=n)
-    _expect_shaped(ctx, got, (x.shape[0],))
-    expected = _log_px(x, W, b, log_scale).to(x.dtype)
-    expect_diagnosed(ctx, got, expected, _UNDERFLOW_MISTAKES, {"expected": expected}, what="the estimate of log p(x)",
-                     dtype=x.dtype, hint=LOGSUMEXP_HINT)
+    def judge(ex) -> None:
+        x, W, b, log_scale, n = ex
+        _expect_posterior_exact(ctx, x, W, b, log_scale, n, LOGSUMEXP_HINT, _UNDERFLOW_MISTAKES if log_scale < 0 else ())
+
+    judge_hard_case(ctx, judge, example, lambda ex: (*ex[:3], 0.0, ex[4]),
+                    "the estimate is wrong for ordinary log weights too (the same model with s = 1; see the check "
+                    "\"q = the exact posterior\")")
 
 
 # -- E4 elbo ----------------------------------------------------------------------
@@ -284,7 +297,8 @@ def _elbo_kl(ctx: Context, example) -> None:
     lik = _likelihood(W, b, log_scale, x.dtype)
     got = ctx.call(x=x, encoder=encoder, log_px_given_z=lik, n_samples=n)
     with _seeded(ctx.seed):
-        expected = reference.elbo(x, builders.build(encoder.kind, encoder.params), builders.build(lik.kind, lik.params), n)
+        expected = ctx.expected("elbo", x, builders.build(encoder.kind, encoder.params),
+                                builders.build(lik.kind, lik.params), n)
     _expect_shaped(ctx, got, (x.shape[0],))
     expect_tensor(ctx, got, expected, what="the ELBO", dtype=x.dtype, hint=ELBO_KL_HINT)
 
@@ -328,10 +342,15 @@ def _elbo_statistical(ctx: Context, example) -> None:
     mu, logvar = _encoded(x, encoder)
     mean, P, g = _reconstruction_form(x, W, b, log_scale, mu, logvar)
     half = _quadratic_halfwidth(P, g, _ELBO_SAMPLES, FALSE_FAIL / (_ELBO_EXAMPLES * 3))
-    _expect_within(ctx, got, mean - _kl_std_normal(mu, logvar), half, _ELBO_SAMPLES, "the ELBO",
-                   "sub-gamma bound on a mean of quadratic forms of ε, union over the check's comparisons",
-                   "your reconstruction term is off by more than Monte-Carlo error: see the contract of E4 (the "
-                   "standard deviation of q is exp(logvar / 2); average over the S samples)", x.dtype)
+    try:
+        _expect_within(ctx, got, mean - _kl_std_normal(mu, logvar), half, _ELBO_SAMPLES, "the ELBO",
+                       "sub-gamma bound on a mean of quadratic forms of ε, union over the check's comparisons",
+                       ctx.check.hint, x.dtype)
+    except Failure as failure:
+        failure.hint = once(ctx, "spread", lambda: spread_hint(ctx, x.dtype, _ELBO_SAMPLES)) or (
+            "your reconstruction term is off by more than Monte-Carlo error: see the contract of E4 (the mean of "
+            "log p(x|z_s) over the S samples)")
+        raise
 
 
 @check("E4", "gradient w.r.t. the encoder's mu and logvar is the reparameterised one", points=1, kind="gradient",
@@ -367,7 +386,18 @@ def _elbo_gradient(ctx: Context, example) -> None:
             ctx.fail(f"no gradient reaches the encoder's {name}", expected=f"d ELBO / d {name} ≈ {e.tolist()}",
                      got="no gradient")
         got = _expect_shaped(ctx, got, (j,), what=f"d ELBO / d {name}")
-        _expect_within(ctx, got, e, _quadratic_halfwidth(P, g, _ELBO_SAMPLES, delta), _ELBO_SAMPLES, f"d ELBO / d {name}",
-                       "sub-gamma bound on a mean of quadratic forms of ε, union over components",
-                       "your gradient is not the reparameterised one: samples drawn with sample() carry no gradient; "
-                       "the contract of E4 reparameterises z")
+        try:
+            _expect_within(ctx, got, e, _quadratic_halfwidth(P, g, _ELBO_SAMPLES, delta), _ELBO_SAMPLES,
+                           f"d ELBO / d {name}", "sub-gamma bound on a mean of quadratic forms of ε, union over "
+                           "components", ctx.check.hint)
+        except Failure as failure:
+            kl_only = -mu if name == "mu" else -0.5 * (sigma**2 - 1)  # the KL's gradient alone
+            if torch.allclose(got, kl_only, rtol=1e-6, atol=1e-8):
+                failure.hint = (f"your d ELBO / d {name} is the KL term's alone: no gradient reaches {name} through "
+                                "the samples (samples drawn with sample() carry none); the contract of E4 "
+                                "reparameterises z")
+            else:
+                failure.hint = once(ctx, "spread", lambda: spread_hint(ctx, x.dtype, _ELBO_SAMPLES)) or (
+                    f"your d ELBO / d {name} is off by more than Monte-Carlo error: see the contract of E4, z is "
+                    "reparameterised as a differentiable function of mu and logvar")
+            raise

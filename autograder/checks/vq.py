@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from hypothesis import strategies as st
 
-import reference
 from autograder.checks import strategies as S
 from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, UNBATCHED, expect_close, expect_scalar_tensor
 from autograder.checks.compare import expect_tensor, expect_unbatched, keeps_dtype
@@ -39,7 +38,7 @@ def _quantize_parts(ctx: Context, got, z_e: torch.Tensor, codebook: torch.Tensor
 def _quantize_values(ctx: Context, example) -> None:
     z_e, codebook = example
     z_q, idx = _quantize_parts(ctx, ctx.call(z_e=z_e, codebook=codebook), z_e, codebook)
-    exp_q, exp_idx = reference.quantize(z_e, codebook)
+    exp_q, exp_idx = ctx.expected("quantize", z_e, codebook)
     expect_tensor(ctx, idx, exp_idx, what="indices", dtype=torch.long,
                   hint="see the contract of D1: one long index per position of z_e, of the nearest code")
     expect_tensor(ctx, z_q, exp_q, what="z_q", dtype=z_e.dtype, rtol=0, atol=0,
@@ -52,7 +51,7 @@ def _quantize_values(ctx: Context, example) -> None:
 def _quantize_ties(ctx: Context, example) -> None:
     z_e, codebook = example  # every code appears twice: each nearest code is a tie
     _, idx = _quantize_parts(ctx, ctx.call(z_e=z_e, codebook=codebook), z_e, codebook)
-    _, exp_idx = reference.quantize(z_e, codebook)
+    _, exp_idx = ctx.expected("quantize", z_e, codebook)
     expect_tensor(ctx, idx, exp_idx, what="indices")
 
 
@@ -101,7 +100,7 @@ def _quantize_straight_through(ctx: Context, example) -> None:
 @for_all(_vq_inputs(batch=()), max_examples=10)
 def _quantize_unbatched(ctx: Context, example) -> None:
     z_e, codebook = example
-    expect_unbatched(ctx, {"z_e": z_e, "codebook": codebook}, ("z_e",), reference.quantize(z_e, codebook),
+    expect_unbatched(ctx, {"z_e": z_e, "codebook": codebook}, ("z_e",), ctx.expected("quantize", z_e, codebook),
                      names=("z_q", "indices"), hint=ctx.check.hint)
 
 
@@ -114,9 +113,15 @@ check("D1", DTYPE_CHECK, points=0.5, public=True, kind="value", hint=DTYPE_HINT)
 
 @st.composite
 def _losses_inputs(draw, dtype=None, batch=None):
+    """``z_e``, ``codebook`` and ``beta``; the indices are the nearest codes' (``_with_indices``)."""
     z_e, codebook = draw(_vq_inputs(dtype, batch))
-    _, idx = reference.quantize(z_e, codebook)
     beta = draw(st.sampled_from([0.25, 0.5, 1.0, 2.0]))
+    return z_e, codebook, beta
+
+
+def _with_indices(ctx: Context, example) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    z_e, codebook, beta = example
+    _, idx = ctx.expected("quantize", z_e, codebook)
     return z_e, codebook, idx, beta
 
 
@@ -149,9 +154,9 @@ def _losses_values(ctx: Context, example) -> None:
             "all elements")
 @for_all(_losses_inputs(batch=()), max_examples=10)
 def _losses_unbatched(ctx: Context, example) -> None:
-    z_e, codebook, idx, beta = example
+    z_e, codebook, idx, beta = _with_indices(ctx, example)
     expect_unbatched(ctx, {"z_e": z_e, "codebook": codebook, "indices": idx, "beta": beta}, ("z_e", "indices"),
-                     reference.vq_losses(z_e, codebook, idx, beta), names=("codebook_loss", "commitment_loss"),
+                     ctx.expected("vq_losses", z_e, codebook, idx, beta), names=("codebook_loss", "commitment_loss"),
                      hint=ctx.check.hint)
 
 
@@ -162,11 +167,11 @@ check("D2", DTYPE_CHECK, points=0.5, public=True, kind="value", hint=DTYPE_HINT)
 
 
 def _expect_losses(ctx: Context, example) -> None:
-    z_e, codebook, idx, beta = example
+    z_e, codebook, idx, beta = _with_indices(ctx, example)
     got = ctx.call(z_e=z_e, codebook=codebook, indices=idx, beta=beta)
     if not (isinstance(got, tuple) and len(got) == 2):
         ctx.fail("vq_losses must return a pair", expected="(codebook_loss, commitment_loss)", got=got)
-    expected = reference.vq_losses(z_e, codebook, idx, beta)
+    expected = ctx.expected("vq_losses", z_e, codebook, idx, beta)
     for name, g, e in zip(("codebook_loss", "commitment_loss"), got, expected):
         expect_scalar_tensor(ctx, g, what=name)
         expect_close(ctx, g, e, what=name, hint=diagnose(g, _LOSS_MISTAKES[name], {"expected": e, "z_e": z_e, "beta": beta},
@@ -178,13 +183,13 @@ def _expect_losses(ctx: Context, example) -> None:
             "(sg marks where gradients stop)")
 @for_all(_losses_inputs(torch.float64), max_examples=10)
 def _losses_gradients(ctx: Context, example) -> None:
-    z_e, codebook, idx, beta = example
+    z_e, codebook, idx, beta = _with_indices(ctx, example)
     reply = ctx.reply(z_e=Leaf(z_e, "z_e"), codebook=Leaf(codebook, "codebook"), indices=idx, beta=beta,
                       grad=[{"output": 0}, {"output": 1}])
     leaves = (z_e.clone().requires_grad_(), codebook.clone().requires_grad_())
-    expected = reference.vq_losses(*leaves, idx, beta)
     for k, (loss_name, own, other) in enumerate((("codebook_loss", "codebook", "z_e"), ("commitment_loss", "z_e", "codebook"))):
-        e_own = torch.autograd.grad(expected[k], leaves[0 if own == "z_e" else 1])[0]
+        _, (e_own,) = ctx.expected_grad("vq_losses", *leaves, idx, beta, wrt=(leaves[0 if own == "z_e" else 1],),
+                                        output=k)
         got = reply.grads[k]
         if got.get(own) is None:
             ctx.fail(f"{loss_name} sends no gradient to {own}", expected=e_own, got="no gradient")
@@ -209,7 +214,7 @@ def _ema_known(ctx: Context) -> None:
     z_e = torch.tensor([[1.0, 1.0], [3.0, 1.0], [0.0, 2.0]], dtype=torch.float64)
     indices = torch.tensor([0, 0, 1])
     got = ctx.call(cluster_size=cluster_size, embed_sum=embed_sum, z_e=z_e, indices=indices, decay=0.5, eps=0.5)
-    _expect_ema(ctx, got, reference.ema_codebook_update(cluster_size, embed_sum, z_e, indices, 0.5, 0.5))
+    _expect_ema(ctx, got, ctx.expected("ema_codebook_update", cluster_size, embed_sum, z_e, indices, 0.5, 0.5))
 
 
 def _expect_ema(ctx: Context, got, expected) -> None:
@@ -244,7 +249,7 @@ def _ema_inputs(draw, batch=None):
 def _ema_random(ctx: Context, example) -> None:
     got = ctx.call(cluster_size=example[0], embed_sum=example[1], z_e=example[2], indices=example[3],
                    decay=example[4], eps=example[5])
-    _expect_ema(ctx, got, reference.ema_codebook_update(*example))
+    _expect_ema(ctx, got, ctx.expected("ema_codebook_update", *example))
 
 
 @check("D3", f"{UNBATCHED}: z_e of shape (D,)", points=0.5, public=True, kind="property",
@@ -252,7 +257,7 @@ def _ema_random(ctx: Context, example) -> None:
 @for_all(_ema_inputs(batch=()), max_examples=10)
 def _ema_unbatched(ctx: Context, example) -> None:
     kwargs = dict(zip(("cluster_size", "embed_sum", "z_e", "indices", "decay", "eps"), example))
-    expect_unbatched(ctx, kwargs, ("z_e", "indices"), reference.ema_codebook_update(*example),
+    expect_unbatched(ctx, kwargs, ("z_e", "indices"), ctx.expected("ema_codebook_update", *example),
                      names=("codebook", "cluster_size N'", "embed_sum m'"), hint=ctx.check.hint)
 
 
@@ -271,3 +276,18 @@ def _ema_pure(ctx: Context, example) -> None:
     names = ("cluster_size", "embed_sum", "z_e", "indices", "decay", "eps")
     reply = ctx.reply(return_args=True, **dict(zip(names, example)))
     ctx.expect_unmodified(reply, dict(zip(names[:4], example[:4])), hint=ctx.check.hint)
+    if not _same(reply.value, reply.again):  # data, not the process's own report: the answers must agree
+        ctx.fail("a second call on the same argument objects gives another answer: the first changed them in place",
+                 expected=reply.value, got=reply.again, hint=ctx.check.hint,
+                 detail="the runtime calls the function twice on the same arguments; a pure function answers alike")
+
+
+def _same(a, b) -> bool:
+    """Whether two answers are identical (tensors bit for bit, NaN equal to NaN; tuples item by item)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+                and a.dtype == b.dtype and (torch.equal(a, b) or (a.is_floating_point() and bool(
+                    torch.isclose(a, b, rtol=0, atol=0, equal_nan=True).all()))))
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and bool(a == b)

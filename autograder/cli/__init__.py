@@ -6,6 +6,7 @@
     python -m autograder verify
     python -m autograder review SUBMISSIONS --out OUT
     python -m autograder merge OUT --scores scores.csv
+    python -m autograder override OUT --scores overrides.csv
     python -m autograder diff OLD_OUT NEW_OUT
     python -m autograder export OUT --lms canvas|moodle --roster roster.csv
 
@@ -26,7 +27,7 @@ from autograder.cli.base import ExitCode
 
 #: command name → module of ``autograder.cli`` that defines ``add(subparsers)`` and ``run(args, console)``
 COMMANDS = {"grade": "grade", "job": "job", "check": "check", "verify": "verify", "review": "written",
-            "merge": "written", "diff": "course", "export": "course"}
+            "merge": "written", "override": "override", "diff": "course", "export": "course"}
 STUDENT_COMMANDS = ("check",)
 
 __all__ = ["COMMANDS", "ExitCode", "STUDENT_COMMANDS", "main"]

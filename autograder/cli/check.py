@@ -60,6 +60,7 @@ def _not_a_notebook(path: Path) -> str | None:
 
 def run(args: argparse.Namespace, console: Console) -> ExitCode:
     from autograder.grading import grade_notebook
+    from autograder.reports.layout import plain_text
     from autograder.sandbox.process import Sandbox
 
     problem = _not_a_notebook(args.notebook)
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace, console: Console) -> ExitCode:
         say(console, f"notebook: {graded.status}")
     failures = [r for r in graded.checks if r.status != "passed"]
     for r in failures:
-        console.print(printable(r.message, keep_newlines=True), markup=False, soft_wrap=True)
+        console.print(printable(plain_text(r), keep_newlines=True), markup=False, soft_wrap=True)
         console.print()
     if failures or not graded.checks:
         console.print(f"{len(failures)} public check(s) failed. {HIDDEN_NOTE}")

@@ -34,6 +34,10 @@ def add(sub: argparse._SubParsersAction, name: str) -> None:
     where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (tcp:// or tls://)")
     grade.add_argument("--seed", type=int, default=defaults["seed"].default, help="grading seed (default: 0)")
     grade.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
+    grade.add_argument("--policy", type=Path, help="late policy (policy.toml: deadline, grace, penalty, cap, "
+                                                   "extensions); the gradebook gains late_days, penalty, final")
+    grade.add_argument("--submitted-at", type=Path, metavar="TIMES_CSV",
+                       help="when each student submitted, for --policy (CSV student,timestamp; ISO-8601 with offset)")
 
 
 def _summary_table(outcomes) -> Table:
@@ -75,8 +79,23 @@ def _cluster_spec(args: argparse.Namespace, console: Console):
     return ClusterSpec(address=args.scheduler)
 
 
+def _late_policy(args: argparse.Namespace):
+    """The late policy and submission times of the flags (None, None without ``--policy``);
+    raises ``PolicyError`` for a file that cannot be used."""
+    from autograder.course.lateness import PolicyError, read_policy, read_times
+
+    if args.policy is None:
+        if args.submitted_at is not None:
+            raise PolicyError(["--submitted-at needs --policy"])
+        return None, None
+    if args.submitted_at is None:
+        raise PolicyError(["--policy needs --submitted-at TIMES_CSV (student,timestamp)"])
+    return read_policy(args.policy), read_times(args.submitted_at)
+
+
 def run(args: argparse.Namespace, console: Console) -> ExitCode:
     from autograder.cluster import ClusterError
+    from autograder.course.lateness import PolicyError
     from autograder.runner import GradingWarning, NoSubmissions, grade_class
     from autograder.sandbox import isolation
 
@@ -88,6 +107,10 @@ def run(args: argparse.Namespace, console: Console) -> ExitCode:
         cluster = _cluster_spec(args, console)
     except ClusterError as exc:
         return usage_error(console, str(exc))
+    try:
+        policy, submitted = _late_policy(args)
+    except PolicyError as exc:
+        return usage_error(console, "the late policy cannot be used: " + "; ".join(exc.problems))
     iso = isolation.detect()
     for warning in iso.warnings:
         console.print(f"[yellow]warning:[/] {terminal(warning)}")
@@ -111,7 +134,7 @@ def run(args: argparse.Namespace, console: Console) -> ExitCode:
             warnings.simplefilter("always", GradingWarning)
             task = progress.add_task(STARTING, total=None, last="")
             outcomes = grade_class(args.submissions, args.out, jobs=args.jobs, seed=args.seed, cluster=cluster,
-                                   on_start=started, on_done=finished)
+                                   on_start=started, on_done=finished, policy=policy, submitted=submitted)
     except KeyboardInterrupt:
         say(console, f"interrupted: {len(done)} of {total[0]} submissions are graded and saved in {args.out}; "
                      "run the same command again to grade the rest")

@@ -26,18 +26,23 @@ def run(args: argparse.Namespace, console: Console) -> ExitCode:
 
 
 def _review(args: argparse.Namespace, console: Console) -> ExitCode:
-    from autograder.review import write_review
+    from autograder.written.review import write_review
 
     if not args.submissions.is_dir():
         return usage_error(console, f"{args.submissions} is not a folder")
-    folder = write_review(args.submissions, args.out)
-    say(console, f"Review sheets: {folder}/<question>.html; scores to fill: {folder / 'scores.csv'}; "
-                 f"code key (keep apart to grade blind): {folder / 'key.csv'}")
+    try:
+        files = write_review(args.submissions, args.out)
+    except ValueError as exc:  # a key.csv this command did not write
+        return usage_error(console, str(exc))
+    say(console, f"For the graders: {files.sheets}/ (sheets <question>.html, start at {files.index}); "
+                 f"scores to fill: {files.scores}")
+    say(console, f"Key from codes to students (keep it from the graders to grade blind): {files.key}/")
     return ExitCode.OK
 
 
 def _merge(args: argparse.Namespace, console: Console) -> ExitCode:
-    from autograder.merge import MergeError, merge
+    from autograder.course.amend import add_late_columns, read_lateness
+    from autograder.written.merge import MergeError, merge
 
     try:
         missing = merge(args.out, args.scores)
@@ -46,7 +51,9 @@ def _merge(args: argparse.Namespace, console: Console) -> ExitCode:
         for problem in exc.problems:
             say(console, f"  {problem}")
         return ExitCode.USAGE
+    add_late_columns(args.out, read_lateness(args.out))  # the gradebook's `final`, from the new grand totals
     for student, qid in missing:
         say(console, f"no score yet: {student} {qid}")
-    say(console, f"Merged {args.scores} into {args.out / 'gradebook.csv'} ({len(missing)} scores still missing).")
+    say(console, f"Merged {args.scores} into {args.out / 'gradebook.csv'} and every student's reports "
+                 f"({len(missing)} scores still missing; per sheet: {args.out / 'review' / 'index.html'}).")
     return ExitCode.OK

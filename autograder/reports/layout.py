@@ -7,7 +7,8 @@ can fit a report into its size budget.
 
 from __future__ import annotations
 
-from autograder.checks.framework import CheckResult, FailureRecord, Status
+from autograder.checks.framework import CheckResult
+from autograder.checks.records import FailureRecord, Status
 from autograder.contract import BY_ID
 from autograder.escape import FIELD_CHARS, clip
 
@@ -24,10 +25,8 @@ FIT_LIMITS = (FIELD_CHARS, 500, 100, 20)
 def reason(result: CheckResult, limit: int = FIELD_CHARS) -> str:
     """One sentence on why ``result`` did not pass: a wrong answer's summary (and detail), else what came back."""
     f = result.failure
-    if f is None:
-        return ""
-    if result.status == Status.SKIPPED:
-        return clip(f.summary, limit)
+    if f is None or result.status == Status.SKIPPED:  # passed, or not run (the summary says why)
+        return "" if f is None else clip(f.summary, limit)
     return clip(_detail(result.status, f) or f"got {f.got}", limit)
 
 
@@ -40,10 +39,8 @@ def _detail(status: Status, f: FailureRecord) -> str:
 def plain_text(result: CheckResult, limit: int = FIELD_CHARS) -> str:
     """The failure of ``result`` laid out as text ("" when it passed; a skipped check: its reason)."""
     f = result.failure
-    if f is None:
-        return ""
-    if result.status == Status.SKIPPED:
-        return clip(f.summary, limit)
+    if f is None or result.status == Status.SKIPPED:
+        return "" if f is None else clip(f.summary, limit)
     detail = _detail(result.status, f)
     return FAILURE_TEMPLATE.format(
         qid=result.qid,

@@ -10,6 +10,10 @@ Re-grading the same notebook in a class (``grade``) gives the same bytes:
 nothing time-dependent goes in. Only a job of its own (``job``, one
 Gradescope container: ``runner.grade_submission``) adds Gradescope's
 ``execution_time``, the seconds its grading took, which no rerun repeats.
+
+``Amendments`` (a TA's overrides, the late policy) change the tests' scores
+and outputs they concern, the total, and add ``extra_data`` entries
+``overrides`` and ``lateness``; without them nothing changes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from autograder.checks.framework import Status
 from autograder.contract import BY_ID
 from autograder.escape import FIELD_CHARS, clip
 from autograder.grading import Graded, grader_version
+from autograder.reports.amendments import NONE, Amendments, OverrideNote
 from autograder.reports.layout import FIT_LIMITS, plain_text
 
 VISIBILITY = {"public": "visible", "hidden": "after_published"}
@@ -43,26 +48,49 @@ def summary(graded: Graded) -> str:
     return " ".join(words)
 
 
-def _document(graded: Graded, limit: int) -> dict[str, Any]:
+def _said(notes: list[OverrideNote], text: str, limit: int) -> str:
+    """``text`` after the lines of the overrides that concern it."""
+    return "\n".join([*(clip(n.line(), limit) for n in notes), text]) if notes else text
+
+
+def _amended(doc: dict[str, Any], graded: Graded, amendments: Amendments, limit: int) -> dict[str, Any]:
+    extra = doc["extra_data"]
+    if amendments.overrides:
+        doc["output"] = _said(list(amendments.overrides), doc["output"], limit)
+        extra["overrides"] = [{"item": n.item, "score": n.score, "max_score": n.max_points,
+                               "autograded": n.autograded, "by": clip(n.by, limit), "reason": clip(n.reason, limit)}
+                              for n in amendments.overrides]
+    late = amendments.lateness
+    if late is not None:
+        doc["score"] = late.final(graded.total)
+        doc["output"] += f"\n{clip(late.text, limit)} (rule: {clip(late.rule, limit)})"
+        extra["lateness"] = {"late_days": late.late_days, "penalty": late.penalty, "before_penalty": graded.total,
+                             "text": clip(late.text, limit), "rule": clip(late.rule, limit)}
+    return doc
+
+
+def _document(graded: Graded, limit: int, amendments: Amendments = NONE) -> dict[str, Any]:
     status = clip(graded.status, FIELD_CHARS)
     tests = []
     counters: dict[str, int] = {}
     for r in graded.checks:
         counters[r.qid] = counters.get(r.qid, 0) + 1
+        number = f"{r.qid}.{counters[r.qid]}"
+        notes = [n for n in amendments.overrides if n.item in (r.qid, number)]
         tests.append({
             "name": f"{r.qid} {BY_ID[r.qid].name}: {r.check}",
-            "number": f"{r.qid}.{counters[r.qid]}",
+            "number": number,
             "score": r.points,
             "max_score": r.max_points,
             "status": "passed" if r.status == Status.PASSED else "failed",
-            "output": plain_text(r, limit),
+            "output": _said(notes, plain_text(r, limit), limit),
             "output_format": "text",
             "visibility": VISIBILITY[r.visibility],
             "tags": [r.qid, r.visibility],
             "extra_data": {"qid": r.qid, "check": r.check, "status": str(r.status),
                            "hint": r.failure.hint[:limit] if r.failure else ""},
         })
-    return {
+    return _amended({
         "score": graded.total,
         "output": summary(graded),
         "output_format": "text",
@@ -79,18 +107,19 @@ def _document(graded: Graded, limit: int) -> dict[str, Any]:
             "gradable": graded.gradable,
             "scores": graded.scores,
         },
-    }
+    }, graded, amendments, limit)
 
 
-def render_results(graded: Graded, *, timed: bool = False) -> str:
+def render_results(graded: Graded, *, timed: bool = False, amendments: Amendments = NONE) -> str:
     """The ``results.json`` text of one graded submission, at most ``MAX_RESULTS_BYTES`` long.
 
-    With ``timed`` (a job of its own, never a class) it holds ``execution_time``.
+    With ``timed`` (a job of its own, never a class) it holds ``execution_time``; ``graded`` has the
+    overrides of ``amendments`` already applied (``course.overrides.apply``).
     Outputs are shortened (``layout.FIT_LIMITS``) until the document fits.
     """
     timing = {"execution_time": round(graded.seconds, 2)} if timed else {}
     for limit in FIT_LIMITS:
-        text = json.dumps({**_document(graded, limit), **timing}, indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps({**_document(graded, limit, amendments), **timing}, indent=2, ensure_ascii=False) + "\n"
         if len(text.encode()) <= MAX_RESULTS_BYTES:
             break
     return text

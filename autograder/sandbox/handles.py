@@ -11,14 +11,11 @@ import itertools
 import os
 import signal
 import socket
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
+from autograder.sandbox.asked import Answer, Asked
 from autograder.sandbox.channel import Channel, CpuClock, Meter, ZygoteSpoke, wall
 from autograder.sandbox.errors import BrokenReply, StudentCrashed, StudentProcessError, StudentTimeout
-
-if TYPE_CHECKING:
-    from autograder.sandbox.process import Sandbox
-
 EXIT_GRACE_SECONDS = 10.0
 FORK_SECONDS = 30.0  # wall-clock limit of a fork or a snapshot (no student work runs in them)
 
@@ -35,7 +32,28 @@ def wait_status(status: Any) -> str | None:
     return f"exit code {os.WEXITSTATUS(status)}"
 
 
-def _open_channel(sandbox: Sandbox, reply_bytes: int, ask: Callable[[list[int]], dict[str, Any]]) -> Channel | None:
+class _Limits(Protocol):
+    reply_bytes: int
+    wall_factor: float
+
+
+class Zygote(Protocol):
+    """What a handle uses of the sandbox whose zygote made it (``process.Sandbox``; typed here, so the handles
+    need not import the module that uses them)."""
+
+    starts: int  # how many times the zygote started: a handle of an earlier zygote is stale
+    limits: _Limits
+    _current: Template | None
+
+    @property
+    def control(self) -> int: ...  # the zygote's control channel (a file descriptor)
+
+    def kill(self) -> None: ...
+
+    def wait_exit(self, seconds: float) -> str | None: ...
+
+
+def _open_channel(sandbox: Zygote, reply_bytes: int, ask: Callable[[list[int]], dict[str, Any]]) -> Channel | None:
     """A channel to a new student process: ``ask(fds)`` hands it the other end; None when its reply is not ok."""
     ours, theirs = socket.socketpair()
     channel = Channel(ours, reply_bytes, sandbox.control)
@@ -55,7 +73,7 @@ def _open_channel(sandbox: Sandbox, reply_bytes: int, ask: Callable[[list[int]],
 class _Handle:
     """A process of one submission, known to the grader by the pid the kernel says wrote to its channel."""
 
-    def __init__(self, sandbox: Sandbox, channel: Channel) -> None:
+    def __init__(self, sandbox: Zygote, channel: Channel) -> None:
         self.sandbox, self.channel = sandbox, channel
         self._generation = sandbox.starts
         self._open = True
@@ -99,7 +117,7 @@ class _Handle:
 class Template(_Handle):
     """A frozen student process that forks workers: the root template of a submission or a snapshot."""
 
-    def __init__(self, sandbox: Sandbox, channel: Channel, root: bool = False) -> None:
+    def __init__(self, sandbox: Zygote, channel: Channel, root: bool = False) -> None:
         super().__init__(sandbox, channel)
         self.root = root
 
@@ -158,11 +176,12 @@ class StudentProcess(_Handle):
     ``template`` is the template that forked it, which reports how it ended.
     """
 
-    def __init__(self, sandbox: Sandbox, channel: Channel, template: Template) -> None:
+    def __init__(self, sandbox: Zygote, channel: Channel, template: Template) -> None:
         super().__init__(sandbox, channel)
         self.template = template
         self.clock: CpuClock | None = None
         self.last_cpu: float | None = None
+        self.grader_seconds = 0.0
         self._final_cpu: float | None = None  # the clock's last reading, once the process is done
         self._ids = itertools.count(1)
 
@@ -199,7 +218,8 @@ class StudentProcess(_Handle):
             self._fail()
             raise
 
-    def request(self, message: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:
+    def request(self, message: dict[str, Any], seconds: float, what: str,
+                answer: Answer | None = None) -> dict[str, Any]:
         """Send one request and wait for its reply, within ``seconds`` of this process's CPU time.
 
         Student code can write to its channel too, so a frame with the right
@@ -207,11 +227,25 @@ class StudentProcess(_Handle):
         must be the very next frame. A second reply to one request (a forged
         one, then the runtime's) therefore fails the request that caused it,
         not the next one. ``last_cpu`` is then the CPU time of the request.
+        With ``answer``, frames that ask the grader something mid-call are
+        answered (``Asked``); ``grader_seconds`` is the wall time the grader
+        spent on them, not charged to the student.
         """
-        self.last_cpu = None
+        self.last_cpu, self.grader_seconds = None, 0.0
         meter = Meter.start(seconds, self.sandbox.limits.wall_factor, self.clock)
         try:
             reply = self._exchange(message, meter, what)
+            while answer is not None and "ask" in reply:  # a mid-call question to the grader (``Asked``)
+                asked = Asked(self, meter, what, reply.get("id"))
+                try:
+                    response = asked.answer(answer, reply["ask"])
+                except StudentProcessError:
+                    raise
+                except BaseException:
+                    self._fail()  # a grader bug: the worker would wait for an answer that never comes
+                    raise
+                meter, self.grader_seconds = asked.meter, self.grader_seconds + asked.grader_seconds
+                reply = asked.send({"answer": response})
         except StudentProcessError:
             if self._final_cpu is not None and meter.cpu_start is not None:
                 self.last_cpu = max(0.0, self._final_cpu - meter.cpu_start)
@@ -220,16 +254,20 @@ class StudentProcess(_Handle):
         self._exchange({"op": "describe", "names": []}, meter, what)
         return reply
 
-    def _exchange(self, message: dict[str, Any], meter: Meter, what: str, fds: list[int] | None = None) -> dict[str, Any]:
-        if not self.alive:
-            raise StudentCrashed("it had already exited", what)
-        request_id = next(self._ids)
-        self.send({**message, "id": request_id}, what, meter.wall_seconds, fds)
+    def next_reply(self, meter: Meter, what: str, request_id: Any) -> dict[str, Any]:
+        """The next frame, which must answer request ``request_id``."""
         reply = self.receive(meter, what)
         if "event" in reply or reply.get("id") != request_id:
             self._fail()
             raise BrokenReply("a reply that answers no request", what)
         return reply
+
+    def _exchange(self, message: dict[str, Any], meter: Meter, what: str, fds: list[int] | None = None) -> dict[str, Any]:
+        if not self.alive:
+            raise StudentCrashed("it had already exited", what)
+        request_id = next(self._ids)
+        self.send({**message, "id": request_id}, what, meter.wall_seconds, fds)
+        return self.next_reply(meter, what, request_id)
 
     def snapshot(self) -> Template | None:
         """A frozen copy of this process's state, as a template; None if it could not fork.

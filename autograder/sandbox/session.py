@@ -25,10 +25,12 @@ from autograder.sandbox.errors import (
     StudentProcessError,
     StudentTimeout,
 )
+from autograder.sandbox.asked import Answer, refuse, used_names
 from autograder.sandbox.handles import StudentProcess, Template
 from autograder.sandbox.process import Sandbox
 from autograder.sandbox.runtime import wire
 
+ORACLE_SECONDS = 300.0  # of the grader's own time answering a submission's calls mid-call (``asked``)
 MAX_RESTARTS = 8  # fresh starts (every kept cell replayed) before grading of a submission stops
 SNAPSHOT_SECONDS = 2.0  # cell time after which the worker's state is kept in a snapshot...
 SNAPSHOT_COST_SHARE = 0.05  # ...or longer, so that snapshots cost at most this share of the cells' time
@@ -53,6 +55,8 @@ class Reply:
     grads: list[dict[str, Any]] | None
     args_after: dict[str, Any] | None
     cpu_seconds: float | None = None
+    used: tuple[str, ...] = ()  # the graded names the call was seen to use (``runtime.carry``)
+    again: Any = None  # with ``return_args``: the value of a second call on the same argument objects
 
 
 def _cell_seed(index: int) -> int:
@@ -64,10 +68,16 @@ class Session(abc.ABC):
 
     call_seconds = 30.0
     last_cpu: float | None = None  # CPU seconds of the last request, where measured
+    last_used: tuple[str, ...] = ()  # the graded names the last call was seen to use, whether or not it raised
+    graded: tuple[str, ...] = ()  # the names whose use by a call is observed (``runtime.carry``)
 
     @abc.abstractmethod
     def _request(self, request: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:
         """Send one request; its reply (plain data)."""
+
+    def _ask_request(self, request: dict[str, Any], seconds: float, what: str, answer: Answer) -> dict[str, Any]:
+        """Send one request whose call may ask ``answer`` questions mid-call (only a sandbox can)."""
+        raise BrokenReply("this session cannot answer questions during a call", what)
 
     def cpu_since(self, start: float) -> float | None:
         """CPU seconds the student used in requests begun at or after ``start`` (``time.monotonic``);
@@ -103,8 +113,14 @@ class Session(abc.ABC):
         grad: list[dict[str, Any]] | None = None,
         return_args: bool = False,
         seconds: float | None = None,
+        oracle: tuple[tuple[str, ...], Answer] | None = None,
     ) -> Reply:
-        """Call the student's ``name``; raises a ``StudentProcessError`` subclass on any failure."""
+        """Call the student's ``name``; raises a ``StudentProcessError`` subclass on any failure.
+
+        With ``oracle = (names, answer)`` the student's graded functions ``names``
+        are answered by ``answer`` in the grader when the call uses them.
+        """
+        self.last_used = ()
         request = {
             "op": "call",
             "name": name,
@@ -119,7 +135,15 @@ class Session(abc.ABC):
             else None,
             "return_args": return_args,
         }
-        reply = self._request(request, seconds or self.call_seconds, f"the call of {name}")
+        what = f"the call of {name}"
+        if self.graded:
+            request["graded"] = list(self.graded)
+        if oracle is None:
+            reply = self._request(request, seconds or self.call_seconds, what)
+        else:
+            request["oracle"] = list(oracle[0])
+            reply = self._ask_request(request, seconds or self.call_seconds, what, oracle[1])
+        self.last_used = used_names(reply.get("used"))
         if not reply.get("ok"):
             error = reply.get("error")
             raise StudentException(error if isinstance(error, dict) else {})
@@ -127,11 +151,12 @@ class Session(abc.ABC):
             value = wire.decode(reply.get("value"))
             grads = None if reply.get("grads") is None else wire.decode(reply["grads"])
             after = None if reply.get("args_after") is None else wire.decode(reply["args_after"])
+            again = wire.decode(reply.get("again")) if return_args else None
         except (wire.WireError, ValueError, TypeError) as exc:
             raise BrokenReply(f"undecodable value ({exc})", f"the call of {name}") from None
         if not _well_formed(grads, after, len(grad or ()), return_args):
             raise BrokenReply("gradients or arguments not in the protocol's form", f"the call of {name}")
-        return Reply(value, grads, after, self.last_cpu)
+        return Reply(value, grads, after, self.last_cpu, self.last_used, again)
 
 
 def _well_formed(grads: Any, after: Any, n_grads: int, return_args: bool) -> bool:
@@ -177,6 +202,7 @@ class StudentSession(Session):
         self.cell_runs = 0  # cells run, replays included
         self.cpu_spent = 0.0
         self.wall_spent = 0.0  # inside the student's requests: start-up and the grader's own work are not charged
+        self.grader_spent = 0.0  # the grader's time answering questions mid-call, bounded by ORACLE_SECONDS
         self._log: list[tuple[float, float]] = []  # (start of a request, CPU spent before it)
         self._root: Template | None = None
         self._template: Template | None = None  # the last snapshot (or the root template)
@@ -334,27 +360,36 @@ class StudentSession(Session):
         if self._dead is not None:
             raise self._dead
 
-    def _measured(self, process: StudentProcess, request: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:
-        """One request within its limit; its CPU time (wall-clock time if unreadable) is charged."""
+    def _measured(self, process: StudentProcess, request: dict[str, Any], seconds: float, what: str,
+                  answer: Answer | None = None) -> dict[str, Any]:
+        """One request within its limit; its CPU time (wall-clock time if unreadable) is charged,
+        the grader's time answering questions mid-call (``answer``) is not."""
         self._budget_left(what)
         start = time.monotonic()
         self._log.append((start, self.cpu_spent))
         try:
-            return process.request(request, seconds, what)
+            return process.request(request, seconds, what, answer)
         finally:
-            used, elapsed = process.last_cpu, time.monotonic() - start
+            used, elapsed = process.last_cpu, max(0.0, time.monotonic() - start - process.grader_seconds)
+            self.grader_spent += process.grader_seconds
             self.cpu_spent += elapsed if used is None else used
             self.wall_spent += elapsed
             self.last_cpu = used
 
     def _request(self, request: dict[str, Any], seconds: float, what: str) -> dict[str, Any]:
+        return self._ask_request(request, seconds, what, None)
+
+    def _ask_request(self, request: dict[str, Any], seconds: float, what: str,
+                     answer: Answer | None) -> dict[str, Any]:
+        if answer is not None and self.grader_spent > ORACLE_SECONDS:
+            answer = refuse(f"the grader's {ORACLE_SECONDS:g} s for error carried forward are spent")
         self._budget_left(what)
         process = self._worker()
         if process is None:
             assert self._dead is not None
             raise self._dead
         try:
-            return self._measured(process, request, seconds, what)
+            return self._measured(process, request, seconds, what, answer)
         except (StudentTimeout, StudentCrashed, BrokenReply):
             self._process = None
             raise

@@ -4,6 +4,7 @@ import pytest
 
 from autograder.checks.compare import DTYPE_CHECK, UNBATCHED
 from autograder.contract import CONTRACT
+from autograder.reports.layout import plain_text
 from tests.checks.conftest import failed, score
 
 FULL = {e.qid: e.points for e in CONTRACT if e.qid[0] == "B"}
@@ -106,7 +107,7 @@ def kl_full_gaussian_standard_normal(mu, L):
 @pytest.mark.parametrize("qid, style, source", ALTERNATIVES, ids=[f"{a[0]}-{a[1]}" for a in ALTERNATIVES])
 def test_other_correct_styles_score_full_marks(grade, qid, style, source):
     results = grade(source, qid)
-    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
+    assert score(results) == FULL[qid], [plain_text(r) for r in results if r.status != "passed"]
 
 
 MUTANTS = [
@@ -229,12 +230,12 @@ def kl_full_gaussian_standard_normal(mu, L):
 def test_each_bug_loses_points_on_the_named_checks(grade, qid, bug, source, expected_failures):
     results = grade(source, qid)
     assert {r.check for r in results} >= expected_failures, "a check name changed"
-    assert failed(results) == expected_failures, [r.message for r in results if r.status != "passed"]
+    assert failed(results) == expected_failures, [plain_text(r) for r in results if r.status != "passed"]
     assert score(results) < FULL[qid]
 
 
 def _message(results, check):
-    return next(r.message for r in results if r.check == check)
+    return next(plain_text(r) for r in results if r.check == check)
 
 
 def test_exp_diagonal_message_names_softplus(grade):
@@ -289,5 +290,5 @@ def kl_full_gaussian_standard_normal(mu, L):
 @pytest.mark.parametrize("qid, slip, source, expected_failures", ONE_SLIP, ids=[m[1] for m in ONE_SLIP])
 def test_one_slip_loses_only_the_check_about_it(grade, qid, slip, source, expected_failures):
     results = grade(source, qid)
-    assert failed(results) == expected_failures, [r.message for r in results if r.status != "passed"]
+    assert failed(results) == expected_failures, [plain_text(r) for r in results if r.status != "passed"]
     assert score(results) == FULL[qid] - 0.25

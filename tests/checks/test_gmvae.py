@@ -5,6 +5,7 @@ import pytest
 from autograder.checks.gmvae_elbo import STABLE_LOGITS_CHECK
 from autograder.checks.compare import DTYPE_CHECK, UNBATCHED
 from autograder.contract import CONTRACT
+from autograder.reports.layout import plain_text
 from examples.flawed import FLAWS
 from tests.checks.conftest import failed, is_convention, score
 
@@ -94,7 +95,7 @@ def gmvae_elbo(x, x_logits, mu_z, logvar_z, gamma, log_pi, mu_c, logvar_c):
 @pytest.mark.parametrize("qid, style, source", ALTERNATIVES, ids=[f"{a[0]}-{a[1]}" for a in ALTERNATIVES])
 def test_other_correct_styles_score_full_marks(grade, qid, style, source):
     results = grade(source, qid)
-    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
+    assert score(results) == FULL[qid], [plain_text(r) for r in results if r.status != "passed"]
 
 
 def test_points_match_the_contract():
@@ -216,7 +217,7 @@ def expected_log_gaussian_sympy(mu_q, s_q, mu_p, s_p):
 @pytest.mark.parametrize("qid, bug, source, expected_failures", MUTANTS, ids=[f"{m[0]}-{m[1]}" for m in MUTANTS])
 def test_each_bug_loses_points_on_the_named_checks(grade, qid, bug, source, expected_failures):
     results = grade(source, qid)
-    assert expected_failures <= failed(results), [r.message for r in results if r.status != "passed"]
+    assert expected_failures <= failed(results), [plain_text(r) for r in results if r.status != "passed"]
     assert score(results) < FULL[qid]
 
 
@@ -228,7 +229,7 @@ def _mutant(bug: str, qid: str | None = None) -> tuple[str, str]:
 def test_failure_message_for_log_sigmoid_shows_the_call_and_hint(grade):
     qid, source = _mutant("log(sigmoid(·)) reconstruction")
     results = grade(source, qid)
-    message = next(r.message for r in results if r.check == STABLE)
+    message = next(plain_text(r) for r in results if r.check == STABLE)
     assert message.startswith(f'C4 gmvae_elbo — property "{STABLE}" failed (public)')
     assert "call     : gmvae_elbo(x=" in message and "(shrunk)" in message
     assert "hint     : your reconstruction goes wrong for large logits: log(sigmoid(ℓ))" in message
@@ -237,7 +238,7 @@ def test_failure_message_for_log_sigmoid_shows_the_call_and_hint(grade):
 def test_failure_message_for_exp_normalise_names_the_stable_form(grade):
     qid, source = _mutant("exp then normalise")
     results = grade(source, qid)
-    message = next(r.message for r in results if r.check == "far from every cluster: finite rows that sum to 1")
+    message = next(plain_text(r) for r in results if r.check == "far from every cluster: finite rows that sum to 1")
     assert "call     : gmvae_responsibilities(z=" in message
     assert "NaN" in message and "hint     : your gamma breaks far from the clusters" in message
 
@@ -252,7 +253,7 @@ def test_failure_message_for_exp_normalise_names_the_stable_form(grade):
 def test_symbolic_failures_say_which_term_is_wrong(grade, bug, says):
     qid, source = _mutant(bug, "C3")
     results = grade(source, qid)
-    message = next(r.message for r in results if r.check == "symbolically equal to the lemma")
+    message = next(plain_text(r) for r in results if r.check == "symbolically equal to the lemma")
     assert 'C3 expected_log_gaussian_sympy — symbolic check "symbolically equal to the lemma" failed' in message
     for text in says:
         assert text in message, message
@@ -278,7 +279,7 @@ def expected_log_gaussian(mu_q, logvar_q, mu_p, logvar_p):
 @pytest.mark.parametrize("qid, slip, source, expected_failures, lost", ONE_SLIP, ids=[m[1] for m in ONE_SLIP])
 def test_one_slip_loses_only_the_check_about_it(grade, qid, slip, source, expected_failures, lost):
     results = grade(source, qid)
-    assert failed(results) == expected_failures, [r.message for r in results if r.status != "passed"]
+    assert failed(results) == expected_failures, [plain_text(r) for r in results if r.status != "passed"]
     assert score(results) == FULL[qid] - lost
 
 
@@ -286,4 +287,4 @@ def test_one_slip_loses_only_the_check_about_it(grade, qid, slip, source, expect
 def test_a_stable_form_with_a_kink_at_logit_zero_keeps_full_marks_under_every_seed(grade, seed):
     source = next(a[2] for a in ALTERNATIVES if a[1].startswith("reconstruction as −(max"))
     results = grade(source, "C4", seed=seed)
-    assert score(results) == FULL["C4"], [r.message for r in results if r.status != "passed"]
+    assert score(results) == FULL["C4"], [plain_text(r) for r in results if r.status != "passed"]

@@ -13,6 +13,7 @@ from autograder.checks import models, stats
 from autograder.checks import vae_estimators as V
 from autograder.checks.compare import DTYPE_CHECK, LONG_CHECK
 from autograder.contract import BY_ID
+from autograder.reports.layout import plain_text
 from examples.flawed import FLAWS
 from tests.checks.conftest import failed, reference_source, score
 
@@ -100,7 +101,7 @@ def kl_mc(mu, logvar, log_prior, n_samples):
     pytest.param(*a[:3], id=f"{a[0]}: {a[1]}", marks=[pytest.mark.slow] if a[3:] == ("slow",) else []) for a in ALTERNATIVES])
 def test_other_correct_styles_score_full_marks(grade, qid, style, source):
     results = grade(source, qid)
-    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
+    assert score(results) == FULL[qid], [plain_text(r) for r in results if r.status != "passed"]
 
 
 def _flaw(student: str) -> tuple[str, str]:
@@ -268,7 +269,7 @@ def kl_mc(mu, logvar, log_prior, n_samples):
 @pytest.mark.parametrize("qid, bug, source, expected_failures", MUTANTS, ids=[f"{m[0]}: {m[1]}" for m in MUTANTS])
 def test_each_bug_loses_points_on_the_named_checks(grade, qid, bug, source, expected_failures):
     results = grade(source, qid)
-    assert expected_failures <= failed(results), [r.message for r in results if r.status != "passed"]
+    assert expected_failures <= failed(results), [plain_text(r) for r in results if r.status != "passed"]
     assert score(results) < FULL[qid]
 
 
@@ -289,13 +290,13 @@ def log_likelihood_mc(x, log_px_given_z, z_dim, n_samples):
 @pytest.mark.parametrize("qid, slip, source, expected_failures", ONE_SLIP, ids=[f"{m[0]}: {m[1]}" for m in ONE_SLIP])
 def test_one_slip_loses_only_the_check_about_it(grade, qid, slip, source, expected_failures):
     results = grade(source, qid)
-    assert failed(results) == expected_failures, [r.message for r in results if r.status != "passed"]
+    assert failed(results) == expected_failures, [plain_text(r) for r in results if r.status != "passed"]
     assert score(results) == FULL[qid] - 0.5
 
 
 def test_the_argmax_trap_message_shows_the_call_statistic_and_hint(grade):
     results = grade(_flaw("argmax_sampler")[1], "E1")
-    (message,) = [r.message for r in results if r.check == SAMPLED]
+    (message,) = [plain_text(r) for r in results if r.check == SAMPLED]
     assert message.startswith(f'E1 sample_images — statistical test "{SAMPLED}" failed (public)')
     assert "call     : sample_images(decoder=<categorical_decoder(" in message
     assert "count of class 1 = 0" in message and "exact binomial tails" in message and "probability < 1e-07" in message
@@ -304,7 +305,7 @@ def test_the_argmax_trap_message_shows_the_call_statistic_and_hint(grade):
 
 def test_the_underflow_trap_message_names_logsumexp(grade):
     results = grade(_flaw("naive_logmeanexp")[1], "E2")
-    (message,) = [r.message for r in results if r.check == MC_STABLE]
+    (message,) = [plain_text(r) for r in results if r.check == MC_STABLE]
     assert "call     : log_likelihood_mc(x=" in message and "(shrunk)" in message
     assert "infinite where the reference is finite" in message
     assert "hint     : your estimate is −∞ when every log-likelihood is below −10⁴" in message
@@ -312,7 +313,7 @@ def test_the_underflow_trap_message_names_logsumexp(grade):
 
 def test_the_logvar_trap_message_names_the_log_variance(grade):
     results = grade(_flaw("logvar_as_variance")[1], "E5")
-    (message,) = [r.message for r in results if r.status != "passed"]
+    (message,) = [plain_text(r) for r in results if r.status != "passed"]
     assert message.startswith(f'E5 vae_losses — property "{REG}" failed (public)')
     assert "hint     : your KL treats logvar as a variance; it is a log-variance" in message
 
@@ -322,7 +323,7 @@ def test_the_logvar_trap_message_names_the_log_variance(grade):
 @pytest.mark.parametrize("qid", ["E1", "E2", "E3", "E4", "E6"])
 def test_reference_scores_full_marks_under_more_seeds(grade, qid, seed):
     results = grade(reference_source(NAMES[qid]), qid, seed)
-    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
+    assert score(results) == FULL[qid], [plain_text(r) for r in results if r.status != "passed"]
 
 
 # -- the bounds the statistical checks rely on ------------------------------------

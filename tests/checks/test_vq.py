@@ -4,7 +4,9 @@ import pytest
 
 from autograder.checks.compare import DTYPE_CHECK
 from autograder.contract import CONTRACT
+from autograder.reports.layout import plain_text
 from tests.checks.conftest import failed, score
+from tests.checks.test_tamper import IN_PLACE
 
 FULL = {e.qid: e.points for e in CONTRACT if e.qid[0] == "D"}
 
@@ -39,7 +41,7 @@ def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1
 @pytest.mark.parametrize("qid", sorted(ALTERNATIVES))
 def test_other_correct_styles_score_full_marks(grade, qid):
     results = grade(ALTERNATIVES[qid], qid)
-    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
+    assert score(results) == FULL[qid], [plain_text(r) for r in results if r.status != "passed"]
 
 
 #: Styles that touch what the runtime measures without cheating: a custom autograd.Function for the
@@ -75,7 +77,7 @@ def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1
 @pytest.mark.parametrize("qid, source", MEASURED_STYLES, ids=[q for q, _ in MEASURED_STYLES])
 def test_styles_near_the_measurements_score_full_marks(grade, qid, source):
     results = grade(source, qid)
-    assert score(results) == FULL[qid], [r.message for r in results if r.status != "passed"]
+    assert score(results) == FULL[qid], [plain_text(r) for r in results if r.status != "passed"]
 
 
 MUTANTS = [
@@ -124,16 +126,8 @@ def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1
     m = decay * embed_sum + (1 - decay) * onehot.T @ z_e.reshape(-1, z_e.shape[-1])
     return m / N.clamp_min(eps)[:, None], N, m
 ''', {"EMA update on a hand-computed example", "EMA update with empty clusters and leading dims"}),
-    ("D3", "updates the running statistics in place", '''
-def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1e-5):
-    K = cluster_size.shape[0]
-    onehot = F.one_hot(indices.reshape(-1), K).to(embed_sum.dtype)
-    cluster_size.mul_(decay).add_((1 - decay) * onehot.sum(0))
-    embed_sum.mul_(decay).add_((1 - decay) * onehot.T @ z_e.reshape(-1, z_e.shape[-1]))
-    total = cluster_size.sum()
-    smoothed = (cluster_size + eps) / (total + K * eps) * total
-    return embed_sum / smoothed[:, None], cluster_size, embed_sum
-''', {"inputs are not modified in place"}),
+    ("D3", "updates the running statistics in place", IN_PLACE + "ema_codebook_update = _update\n",
+     {"inputs are not modified in place"}),
     ("D3", "indices sorted in place", '''
 def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1e-5):
     K, Dm = embed_sum.shape
@@ -161,7 +155,7 @@ def test_each_bug_loses_points_on_the_named_checks(grade, qid, bug, source, expe
 def test_failure_messages_show_the_call_expected_got_and_hint(grade):
     (mutant,) = [m for m in MUTANTS if m[1] == "detach on the wrong side"]
     results = grade(mutant[2], "D1")
-    message = next(r.message for r in results if r.status == "failed")
+    message = next(plain_text(r) for r in results if r.status == "failed")
     assert message.startswith('D1 quantize — gradient "straight-through gradient')
     assert "call     : quantize(z_e=" in message and "(shrunk)" in message
     assert "hint     : your dL/dz_e is minus the upstream gradient: the stop-gradient sits on the wrong term" in message
@@ -202,6 +196,6 @@ def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1
 @pytest.mark.parametrize("qid, slip, source, expected_failures", ONE_SLIP, ids=[m[1] for m in ONE_SLIP])
 def test_one_slip_loses_only_the_check_about_it(grade, qid, slip, source, expected_failures):
     results = grade(source, qid)
-    assert failed(results) == expected_failures, [r.message for r in results if r.status != "passed"]
+    assert failed(results) == expected_failures, [plain_text(r) for r in results if r.status != "passed"]
     assert score(results) == FULL[qid] - sum(r.max_points for r in results if r.check in expected_failures)
     assert score(results) >= FULL[qid] - 0.5

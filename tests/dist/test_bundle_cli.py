@@ -14,7 +14,7 @@ from tests.dist.helpers import ROOT, run
 
 GRADER_COMMANDS = ("grade", "job", "review", "merge", "verify", "diff", "export")
 #: What only the grader runs (the issue's list); the bundle must not hold any of it.
-GRADER_MODULES = ("runner.py", "merge.py", "review.py", "verify.py", "cluster.py", "course", "cli/grade.py",
+GRADER_MODULES = ("runner.py", "written", "verify.py", "cluster.py", "course", "cli/grade.py",
                   "cli/job.py", "cli/written.py", "cli/course.py", "cli/verify.py", "reports/class_report.py",
                   "reports/similarity.py")
 

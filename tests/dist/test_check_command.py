@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from autograder.reports.layout import plain_text
 import autograder.cli as cli
 from autograder import grading
 from autograder.sandbox import process
@@ -41,7 +42,7 @@ def test_a_failure_shows_its_check_reason_and_input_in_the_table_and_exits_1(mon
     row = next(line for line in out.splitlines() if line.startswith("│ B2"))
     assert "failed" in row and "Σ = L Lᵀ (error): got raised ValueError: [/oops] [bold red]no" in row
     assert "covariance_from_scale_tril(L=tensor([[2.]]))" in row and "(shrunk)" not in row
-    assert _result("error", FAILURE).message in out  # the full message follows, student text verbatim (no markup)
+    assert plain_text(_result("error", FAILURE)) in out  # the full message follows, student text verbatim (no markup)
 
 
 def test_all_passed_exits_0(monkeypatch, capsys, tmp_path):

@@ -34,8 +34,7 @@ def test_the_bundle_holds_the_template_the_engine_the_tape_and_a_readme(bundle, 
     assert shipped <= files  # the engine `check` runs, so the bundle's `check` is the grader's
     assert not [f for f in files if f.startswith("autograder/") and f not in shipped and f.endswith(".py")]
     top = {f.split("/")[0] for f in files}
-    assert top == {"assignment.ipynb", "README.md", "pyproject.toml", "autograder", "reference"}
-    assert {f for f in files if f.startswith("reference/")} == {"reference/__init__.py"}
+    assert top == {"assignment.ipynb", "README.md", "pyproject.toml", "autograder"}  # no reference/ at all
     assert not [f for f in files if f.endswith((".pyc", ".zip", ".toml.bak")) or "__pycache__" in f]
     assert "autograder/checks/public_tape.json" in files
     with zipfile.ZipFile(bundle.parent / "student.zip") as z:
@@ -46,14 +45,13 @@ def test_the_bundle_passes_its_audit(bundle, dist):
     assert dist.audit(bundle) == []
 
 
-def test_the_reference_in_the_bundle_is_a_stub_that_plays_the_tape(bundle):
-    tree = ast.parse((bundle / "reference" / "__init__.py").read_text())
-    defs = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
-    assert defs == ["_recorded", "value"]
-    assigned = [n for n in tree.body if isinstance(n, ast.Assign)]
-    assert assigned and all(isinstance(n.value, ast.Call) and n.value.func.id == "_recorded" for n in assigned)
-    assert {n.targets[0].id for n in assigned} <= {e.name for e in CONTRACT}
-    assert "KL_SCENARIOS" not in {n.targets[0].id for n in assigned}  # A1's answer is a hidden check's
+def test_the_bundle_has_no_reference_and_its_tape_answers_contract_questions_only(bundle):
+    assert not (bundle / "reference").exists()
+    assert not (bundle / "autograder" / "checks" / "live.py").exists()  # the oracle that calls the reference
+    tape = json.loads((bundle / "autograder" / "checks" / "public_tape.json").read_text())
+    asked = {q[0] for record in tape.values() for example in record["values"] for q in example}
+    assert asked and asked <= {e.name for e in CONTRACT}
+    assert "KL_SCENARIOS" not in asked  # A1's answer is a hidden check's
 
 
 def test_the_bundle_check_modules_hold_public_checks_only_and_no_dead_code(bundle, dist):
@@ -151,6 +149,7 @@ def test_the_audit_reports_hidden_check_code_extra_reference_modules_tape_record
     hidden_line = sorted(dist.hidden_check_lines())[0]
     kl = bundle_copy / "autograder" / "checks" / "kl.py"
     kl.write_text(kl.read_text() + f"\n{hidden_line}\n")
+    (bundle_copy / "reference").mkdir()
     (bundle_copy / "reference" / "vq.py").write_text(Path(reference.vq.__file__).read_text())
     tape_path = bundle_copy / "autograder" / "checks" / "public_tape.json"
     tape = json.loads(tape_path.read_text())
@@ -161,7 +160,7 @@ def test_the_audit_reports_hidden_check_code_extra_reference_modules_tape_record
         z.writestr("student/answers.txt", "C B C")
     problems = dist.audit(bundle_copy)
     assert f"autograder/checks/kl.py: a line of a hidden check: {hidden_line[:80]}" in problems
-    assert "reference/ is not the recorded stub alone" in problems
+    assert "reference/ is in the bundle" in problems
     assert any(p.startswith("reference/vq.py: a line of the reference solution") for p in problems)
     assert f"the tape records the non-public check {hidden_key}" in problems
     assert "student.zip holds student/answers.txt, which is not in the folder" in problems

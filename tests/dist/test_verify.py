@@ -131,11 +131,14 @@ def test_make_student_dist_writes_the_folder_and_the_zip_and_exits_0(dist, tmp_p
 
 
 def test_make_student_dist_exits_1_on_a_leak(dist, prebuilt, monkeypatch, tmp_path, capsys):
-    prebuilt(lambda folder: (folder / "reference" / "gaussian.py").write_text(
-        Path(reference.gaussian.__file__).read_text()))
+    def plant(folder: Path) -> None:
+        (folder / "reference").mkdir()
+        (folder / "reference" / "gaussian.py").write_text(Path(reference.gaussian.__file__).read_text())
+
+    prebuilt(plant)
     assert dist.main(["--out", str(tmp_path / "student")]) == 1
     out = capsys.readouterr().out
-    assert "leak: reference/ is not the recorded stub alone" in out
+    assert "leak: reference/ is in the bundle" in out
     assert "leak: reference/gaussian.py: a line of the reference solution" in out
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from autograder.contract import BY_ID, MAX_TOTAL, QUESTION_IDS
 from autograder.grading import grade_notebook
+from autograder.reports.layout import plain_text
 from autograder.sandbox.process import Sandbox
 from examples.flawed import FLAWS
 
@@ -33,7 +34,7 @@ def graded(sandbox):
 
 def test_the_solution_scores_full_marks(graded):
     result = graded("solution")
-    lost = {r.qid: r.message for r in result.checks if r.status != "passed"}
+    lost = {r.qid: plain_text(r) for r in result.checks if r.status != "passed"}
     assert lost == {}
     assert result.total == MAX_TOTAL and result.status == "ok"
 
@@ -41,16 +42,16 @@ def test_the_solution_scores_full_marks(graded):
 def test_the_blank_template_scores_zero_with_a_reason_per_check(graded):
     result = graded("blank_template")
     assert result.total == 0
-    assert all(r.status == "error" and "NotImplementedError" in r.message for r in result.checks if r.qid != "A1")
+    assert all(r.status == "error" and "NotImplementedError" in plain_text(r) for r in result.checks if r.qid != "A1")
 
 
 @pytest.mark.parametrize("flaw", FLAWS, ids=lambda f: f.student)
 def test_each_flaw_costs_exactly_its_own_question(graded, flaw):
     result = graded(flaw.student)
     losing = {q for q in QUESTION_IDS if result.scores[q] < BY_ID[q].points}
-    assert losing == {flaw.qid}, {r.qid: r.message for r in result.checks if r.status != "passed"}
+    assert losing == {flaw.qid}, {r.qid: plain_text(r) for r in result.checks if r.status != "passed"}
     failures = [r for r in result.checks if r.qid == flaw.qid and r.status != "passed"]
-    assert all(f"{flaw.qid} {flaw.name}" in r.message and "hint     :" in r.message for r in failures)
+    assert all(f"{flaw.qid} {flaw.name}" in plain_text(r) and "hint     :" in plain_text(r) for r in failures)
 
 
 def test_the_example_notebooks_are_built_from_their_sources():
@@ -67,7 +68,7 @@ def test_the_example_notebooks_are_built_from_their_sources():
 @pytest.mark.parametrize("seed", range(1, 11))
 def test_the_solution_scores_full_marks_under_other_seeds(sandbox, seed):
     result = grade_notebook((EXAMPLES / "solution.ipynb").read_bytes(), sandbox=sandbox, seed=seed)
-    assert {r.qid: r.message for r in result.checks if r.status != "passed"} == {}
+    assert {r.qid: plain_text(r) for r in result.checks if r.status != "passed"} == {}
 
 
 @pytest.mark.slow

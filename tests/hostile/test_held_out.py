@@ -23,8 +23,8 @@ pytestmark = [pytest.mark.slow,
 LIMITS = Limits(cell_seconds=8, call_seconds=5)
 
 #: A5 without any descent: the forward optimum is p's moments in closed form, the reverse one is
-#: "the component nearest the start". For the well-separated targets A5 draws (m ≥ 3) the
-#: mode-seeking optimum is within the tolerance of that component.
+#: "the component nearest the start". A5 draws modes of two merged components, whose mode-seeking
+#: optimum lies between them (tests/hostile/test_leftovers_a5.py): only the forward point is earned.
 A5_NO_DESCENT = '''
 def fit_gaussian_to_mixture(p, direction, init_loc, init_scale):
     if direction == "forward":
@@ -111,16 +111,17 @@ def _score(sandbox, qid: str, *sources: str) -> float:
     return grade_notebook(_notebook(*sources), sandbox=sandbox, qids=(qid,)).scores[qid]
 
 
-@pytest.mark.xfail(strict=True, reason="A5 is passed by the nearest component and closed-form moments, no descent")
 def test_a5_without_a_descent_does_not_earn_full_marks(sandbox):
-    assert _score(sandbox, "A5", A5_NO_DESCENT) < 3
+    assert _score(sandbox, "A5", A5_NO_DESCENT) <= 1
 
 
 def test_d1_without_straight_through_loses_the_gradient_points(sandbox):
     assert _score(sandbox, "D1", D1_NO_STRAIGHT_THROUGH) <= 4
 
 
-@pytest.mark.xfail(strict=True, reason="swapping dgm_runtime.child._SNAPSHOT[0] and guard._RUN_BACKWARD fakes D1")
+@pytest.mark.xfail(strict=True, reason="gradients exist only in the student process: a student who rebinds "
+                   "the runtime's backward (guard._RUN_BACKWARD, the snapshot) reports the straight-through "
+                   "gradient without computing it; no grader-side data shows the graph (issue 11, left open)")
 def test_swapping_the_runtime_snapshot_does_not_fake_the_straight_through_gradient(sandbox):
     assert _score(sandbox, "D1", D1_NO_STRAIGHT_THROUGH + SNAPSHOT_SWAP) <= 4
 
@@ -129,6 +130,5 @@ def test_d3_in_place_loses_the_in_place_point(sandbox):
     assert _score(sandbox, "D3", D3_IN_PLACE) <= 4
 
 
-@pytest.mark.xfail(strict=True, reason="swapping dgm_runtime.child._SNAPSHOT[0] and child._after hides in-place updates")
 def test_swapping_the_after_call_report_does_not_hide_in_place_updates(sandbox):
     assert _score(sandbox, "D3", D3_IN_PLACE + AFTER_SWAP) <= 4

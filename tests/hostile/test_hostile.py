@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder import runner
 from autograder.contract import BY_ID
 from autograder.grading import grade_notebook
 from autograder.notebook import read_notebook
+from autograder.reports.layout import plain_text
 from autograder.runner import grade_class, student_dir
 from autograder.sandbox.isolation import detect
+from autograder.sandbox import worker
 from autograder.sandbox.process import Limits, Sandbox
 from autograder.sandbox.session import StudentSession
 from tests.hostile.corpus import BY_NAME, CASES, EMPTY, QIDS, SOLUTION, output_folder_attack, partial
@@ -71,7 +72,7 @@ def test_an_attack_costs_only_what_it_breaks(graded, case):
     honest, got = graded("solution"), graded(case.name)
     assert honest.status == "ok" and honest.scores == {q: float(BY_ID[q].points) for q in QIDS}
     kept = [q for q in QIDS if q not in case.lost]
-    lost = {r.qid: r.message for r in got.checks if r.status != "passed" and r.qid in kept}
+    lost = {r.qid: plain_text(r) for r in got.checks if r.status != "passed" and r.qid in kept}
     assert {q: got.scores[q] for q in kept} == {q: honest.scores[q] for q in kept}, lost
     assert all(got.scores[q] < honest.scores[q] for q in case.lost), got.scores
     assert case.status_matches(got.status), got.status
@@ -96,7 +97,7 @@ MESSAGES = {  # case → (question, what its feedback must say)
 @pytest.mark.parametrize("name", sorted(MESSAGES))
 def test_the_feedback_says_what_happened(graded, name):
     qid, text = MESSAGES[name]
-    messages = [r.message for r in graded(name).checks if r.qid == qid and r.status != "passed"]
+    messages = [plain_text(r) for r in graded(name).checks if r.qid == qid and r.status != "passed"]
     assert any(text in m for m in messages), messages
 
 
@@ -177,7 +178,7 @@ def classes(tmp_path_factory, sandbox):
     _class(base / "clean", offenders=False, out=outs[0])
     _class(base / "hostile", offenders=True, out=outs[1])
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner, "_SANDBOX", sandbox)  # the short time limits of this module
+        mp.setattr(worker, "_SANDBOX", sandbox)  # the short time limits of this module
         grade_class(base / "clean", outs[0], jobs=1)
         grade_class(base / "hostile", outs[1], jobs=1)
     return outs

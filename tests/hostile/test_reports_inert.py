@@ -25,13 +25,16 @@ from autograder.contract import BY_ID, QUESTION_IDS
 from autograder.escape import csv_cell, csv_value, md_code, md_text, printable
 from autograder.grading import Graded
 from autograder.local import check
-from autograder.merge import MERGED, WRITTEN_MARKER, merge, reapply
+from autograder.written.merge import WRITTEN_MARKER, merge, reapply
 from autograder.reports import GradebookRow, render_feedback, render_gradebook, render_results, write_atomic
 from autograder.reports.class_report import render_class_report
 from autograder.reports.feedback import MAX_FEEDBACK_BYTES
 from autograder.reports.markdown import render_markdown
 from autograder.reports.results_json import MAX_RESULTS_BYTES
-from autograder.review import load_rubric, read_key, review_page, write_review
+from autograder.written.codes import read_key
+from autograder.written.review import review_page, write_review
+from autograder.written.rubric import load_rubric
+from autograder.written.scores import merged_path
 from autograder.runner import student_dir, write_reports
 from autograder.sandbox.session import CellRun
 
@@ -169,7 +172,8 @@ def no_plot(monkeypatch):
     """The class report without its histograms (seconds of matplotlib, no student text)."""
     import autograder.reports.class_report as class_report
 
-    monkeypatch.setattr(class_report, "_histograms", lambda rows: "")
+    monkeypatch.setattr(class_report, "totals_histogram", lambda totals: "")
+    monkeypatch.setattr(class_report, "question_bars", lambda scores: "")
 
 
 def test_class_report_has_no_student_element_and_no_forged_hint(tmp_path, no_plot):
@@ -178,17 +182,20 @@ def test_class_report_has_no_student_element_and_no_forged_hint(tmp_path, no_plo
     parser.feed(render_class_report(out, dirs))
     tags = {tag for tag, _ in parser.elements}
     assert tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code", "img", "table", "tr",
-                    "th", "td"}
-    (img,) = [dict(attrs) for tag, attrs in parser.elements if tag == "img"]  # the histograms, nothing else
-    assert img == {"alt": "histograms of the score of each question", "src": "data:image/png;base64,"}
+                    "th", "td", "a"}
+    imgs = [dict(attrs) for tag, attrs in parser.elements if tag == "img"]  # the plots, nothing else
+    assert [i["src"] for i in imgs] == ["data:image/png;base64,"] * 2
+    assert {name for tag, attrs in parser.elements if tag == "a" for name, _ in attrs} == {"href"}
     page = render_class_report(out, dirs)
-    failing = _Elements()  # the table of the checks that failed most often: question, check, students, hint
+    failing = _Elements()  # the table of the checks that failed most often: question, check, students, hint, who
     failing.feed(page.split("<h2>Checks that failed most often</h2>")[1].split("<h2>")[0])
     rows = [c for c in failing.cells if c.strip()]
-    assert rows[:4] == ["question", "check", "students", "hint"] and "spoofed hint" not in " ".join(rows)
-    assert rows[4:8] == ["B2", QUESTIONS["B2"][0].name, str(len(NAMES)), QUESTIONS["B2"][0].hint]
+    assert rows[:5] == ["question", "check", "students", "hint", "who"] and "spoofed hint" not in " ".join(rows)
+    assert rows[5:9] == ["B2", QUESTIONS["B2"][0].name, str(len(NAMES)), QUESTIONS["B2"][0].hint]
     assert any(c == NAMES[0] for c in parser.cells)  # the name, shown as text
-    assert all("onerror" not in value for _, attrs in parser.elements for _, value in attrs)
+    assert not [name for _, attrs in parser.elements for name, _ in attrs if name.startswith("on")]
+    hrefs = [value for tag, attrs in parser.elements if tag == "a" for _, value in attrs]  # to feedback.md
+    assert hrefs and all(re.fullmatch(r"\./[A-Za-z0-9_.~%-]+/feedback\.md", h) for h in hrefs), hrefs
 
 
 # ---------------------------------------------------------------- CSV
@@ -218,9 +225,9 @@ def test_key_csv_neutralises_student_names_and_reads_them_back(tmp_path):
     for name in names:
         (subs / f"{name}.ipynb").write_text("{}")
     write_review(subs, tmp_path / "out")
-    rows = list(csv.reader((tmp_path / "out" / "review" / "key.csv").open(newline="")))
-    assert all(r[1].startswith("'") for r in rows[2:])
-    assert sorted(read_key(tmp_path / "out" / "review")[1].values()) == sorted(names)
+    rows = list(csv.reader((tmp_path / "out" / "review-key" / "key.csv").open(newline="")))
+    assert rows[0] == ["student_code", "student"] and all(r[1].startswith("'") for r in rows[1:])
+    assert sorted(read_key(tmp_path / "out")[1].values()) == sorted(names)
 
 
 # ---------------------------------------------------------------- merge: hostile TA comment
@@ -239,7 +246,7 @@ def test_merge_with_a_hostile_ta_comment(tmp_path):
                                        gradable=True))
     write_atomic(out / "gradebook.csv", render_gradebook([GradebookRow("alice", scores, "ok")]))
     write_review(subs, out)
-    code = next(iter(read_key(out / "review")[1]))
+    code = next(iter(read_key(out)[1]))
     qid = next(iter(RUBRIC))
     sheet = tmp_path / "scores.csv"
     with sheet.open("w", newline="") as f:  # code and question id typed in lower case
@@ -250,9 +257,9 @@ def test_merge_with_a_hostile_ta_comment(tmp_path):
     tokens = _tokens((out / "alice" / "feedback.md").read_text())
     assert not {t.type for t in tokens} & {"html_inline", "link_open", "image"}
     assert [t.content for t in tokens if t.type == "html_block"] == [WRITTEN_MARKER + "\n"]  # merge's own marker
-    assert _headings(tokens) == ["Feedback for alice", "Written answers (graded by TAs)"]
-    merged = list(csv.reader((out / "review" / MERGED).open(newline="")))
-    assert merged[1][3].startswith("'") and csv_value(merged[1][3]) == COMMENT
+    assert _headings(tokens) == ["Feedback for alice", "Written answers (graded by TAs)", "Totals"]
+    merged = list(csv.reader(merged_path(out).open(newline="")))
+    assert merged[1][-1].startswith("'") and csv_value(merged[1][-1]) == COMMENT
     doc = json.loads((out / "alice" / "results.json").read_text())
     (written,) = [t for t in doc["tests"] if "written" in t["tags"]]
     assert written["output"] == COMMENT and written["output_format"] == "text"

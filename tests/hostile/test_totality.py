@@ -19,8 +19,10 @@ from autograder import checks, cli, discovery, grading, runner
 from autograder.grading import grade_notebook
 from autograder.discovery import student_dir
 from autograder.runner import grade_class
+from autograder.sandbox import worker
 from autograder.sandbox.process import Limits, Sandbox
 from tests.hostile.corpus import EMPTY, SOLUTION, Case, append, body, partial, raw
+from tests.sandbox.test_wire import LYING_INT
 
 pytestmark = pytest.mark.skipif(not SOLUTION.is_file(), reason="the solution notebook is not built yet (make notebooks)")
 
@@ -40,16 +42,7 @@ def _with(**fields) -> bytes:
     return json.dumps(nb).encode()
 
 
-BIG_INT = '''
-class Big(int):
-    def __lt__(self, other):
-        return True
-    def __ge__(self, other):
-        return True
-    def __int__(self):
-        return 10**400
-return Big(10**400)
-'''
+BIG_INT = LYING_INT + "return Big(10**400)\n"
 LONG_NAME = "m-" + "é" * 120  # 242 bytes of UTF-8: a valid file name, too long once a folder name grows
 NOT_UTF8 = os.fsdecode(b"m-" + b"\xff" * 200)  # each byte becomes U+FFFD, three bytes of UTF-8
 
@@ -91,7 +84,7 @@ def _buggy(check):
 @pytest.fixture(scope="module")
 def patched():
     with Sandbox(LIMITS) as sandbox, pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner, "_SANDBOX", sandbox)  # the short time limits of this module
+        mp.setattr(worker, "_SANDBOX", sandbox)  # the short time limits of this module
         first, *rest = checks.QUESTIONS["B2"]
         mp.setitem(checks.QUESTIONS, "B2", (_buggy(first), *rest))
         yield sandbox

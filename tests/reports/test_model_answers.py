@@ -15,7 +15,7 @@ import pytest
 import torch
 from markdown_it import MarkdownIt
 
-from autograder.review import load_rubric
+from autograder.written.rubric import load_rubric
 from reference import kl_optima
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,6 +9,17 @@ from hypothesis import strategies as st
 
 from autograder.sandbox.runtime import wire
 
+#: An int that claims every comparison and an ``__int__`` far out of range (student code in
+#: ``tests/hostile/test_totality.py`` too).
+LYING_INT = '''
+class Big(int):
+    def __lt__(self, other):
+        return True
+    def __ge__(self, other):
+        return True
+    def __int__(self):
+        return 10**400
+'''
 DTYPES = [torch.float32, torch.float64, torch.int64, torch.bool, torch.uint8, torch.bfloat16]
 
 
@@ -146,21 +157,15 @@ def test_absurd_tensor_shapes_are_refused(shape):
 
 
 def test_int_and_float_subclasses_cannot_lie_about_their_value():
-    class Huge(int):
-        def __lt__(self, other):
-            return True
-
-        def __ge__(self, other):
-            return True
-
-        def __int__(self):
-            return 10**400
+    namespace: dict = {}
+    exec(LYING_INT, namespace)  # noqa: S102 - the test's own class
+    Huge = namespace["Big"]
 
     class Sneaky(float):
         def __float__(self):
             return float("nan")
 
     assert wire.encode(Huge(5)) == 5 and type(wire.encode(Huge(5))) is int
-    assert wire.encode(Huge(10**400), lenient=True) == {"$obj": "Huge"}
+    assert wire.encode(Huge(10**400), lenient=True) == {"$obj": "Big"}
     assert wire.encode(Sneaky(1.5)) == 1.5
     assert wire.encode({Huge(7): 1}) == {"$dict": [[7, 1]]}

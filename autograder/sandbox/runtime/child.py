@@ -12,11 +12,17 @@ worth. Operations::
         → {"names": {name: "function(<signature>)" | "missing" | type name}}
     {"op": "call", "name": str, "args": [...], "kwargs": {...}, "seed": int,
      "grad": [{"output": int | null, "cotangent": tensor | null}] | null,
-     "return_args": bool}
+     "return_args": bool, ["graded": [str], "oracle": [str]]}
         → {"ok": true, "value": ..., "grads": [{grad id: tensor | null}] | null,
            "args_after": {"args": [...], "kwargs": {...},
-                          "modified": {"args": [reason | null], "kwargs": {name: reason | null}}} | null}
-        | {"ok": false, "error": error}
+                          "modified": {"args": [reason | null], "kwargs": {name: reason | null}}} | null,
+           "again": the value of a second call on the same argument objects (with return_args) | null,
+           "used": [str]}
+        | {"ok": false, "error": error, "used": [str]}
+
+``graded`` names are wrapped to observe which of them a call uses
+(``used``), and those in ``oracle`` are answered by the grader mid-call
+(``carry``).
     {"op": "exit"}
 
 Gradients and ``args_after`` are measurements: they use torch as it was
@@ -40,11 +46,11 @@ import struct
 import sys
 import tempfile
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from . import builders, confine, guard, seccomp, wire
+from . import builders, carry, confine, guard, seccomp, wire
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
@@ -171,9 +177,12 @@ def _describe(namespace: dict[str, Any], name: str) -> str:
 class Responder:
     """Answers requests against one namespace (in the sandbox, or in a student's own kernel)."""
 
-    def __init__(self, namespace: dict[str, Any] | None = None) -> None:
+    def __init__(self, namespace: dict[str, Any] | None = None, observe: bool = False) -> None:
         self.namespace = namespace if namespace is not None else {"__name__": "__main__", "__builtins__": builtins}
         self.output = BoundedText()
+        self.observer = carry.Observer() if observe else None
+        #: In a worker: request id → the link that asks the grader mid-call (``carry``); None elsewhere.
+        self.link_to: Callable[[Any], Callable[..., Any]] | None = None
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         handler = {"run_cell": self.run_cell, "describe": self.describe, "get": self.get, "call": self.call}[request["op"]]
@@ -206,6 +215,20 @@ class Responder:
             return {"ok": False, "error": _error(exc)}
 
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        observer = self.observer
+        if observer is None:
+            return self._call(request)
+        graded = request.get("graded")
+        observer.wrap(self.namespace, graded if isinstance(graded, list) else [])
+        link = None if self.link_to is None else self.link_to(request.get("id"))
+        observer.begin(str(request.get("name")), request.get("oracle"), link)
+        try:
+            reply = self._call(request)
+        finally:
+            used = observer.end()
+        return {**reply, "used": used}
+
+    def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         grad, return_args = request.get("grad"), bool(request.get("return_args"))
         measured = bool(grad) or return_args
         purpose = guard.GRADIENTS if grad else guard.ARGUMENTS
@@ -228,11 +251,15 @@ class Responder:
                 encoded_grads = [wire.encode(g) for g in grads] if grad else None
                 after = None if records is None else wire.encode(_after(given, records))
             encoded = wire.encode(value, lenient=True)  # last: encoding a student object may run its code
+            again = None
+            if return_args:  # the same argument objects once more: the grader compares the answers (data, not a verdict)
+                self._seed(int(request["seed"]))
+                again = wire.encode(guard.plain(fn(*args, **kwargs)), lenient=True)
         except BaseException as exc:  # noqa: BLE001
             self.output.take()
             return {"ok": False, "error": _error(exc)}
         self.output.take()
-        return {"ok": True, "value": encoded, "grads": encoded_grads, "args_after": after}
+        return {"ok": True, "value": encoded, "grads": encoded_grads, "args_after": after, "again": again}
 
     @staticmethod
     def _grads(value: Any, request: dict[str, Any], inputs: tuple[tuple[str, torch.Tensor], ...]) -> dict[str, Any]:
@@ -279,7 +306,7 @@ def serve(rfd: int, wfd: int) -> None:
         {"op": "snapshot"} + a socket → the template answers on that socket ({"event": "frozen"} first);
                                         → {"ok": bool}
     """
-    responder = Responder()
+    responder = Responder(observe=True)
     sys.stdout = sys.stderr = responder.output
     if wfd != rfd:
         os.close(wfd)
@@ -350,6 +377,7 @@ def _work(rfd: int, wfd: int, responder: Responder) -> None:
         frozen: list[int] = []  # its snapshots, reaped once the grader has let them go
         wire.write_frame(wfd, {"event": "started"})
         sock = socket.socket(fileno=rfd)
+        responder.link_to = lambda request_id: carry.link(rfd, wfd, request_id)
         while True:
             request, fds = _receive(sock)
             frozen = [t for t in frozen if _running(t)]
@@ -391,4 +419,4 @@ def _running(child: int) -> bool:
 
 #: Taken at import, in the zygote before any student code (a list, so that taking it adds no name to check).
 _SNAPSHOT: list[guard.Snapshot] = []
-_SNAPSHOT.append(guard.Snapshot((sys.modules[__name__], wire, builders, guard)))
+_SNAPSHOT.append(guard.Snapshot((sys.modules[__name__], wire, builders, guard, carry)))

@@ -19,6 +19,12 @@ Encoding (JSON values, tags start with ``$``)::
     sympy expression                        {"$sym": tree}          (student → grader)
     callable description                    {"$fn": kind, "p": {...}} (grader → student)
     anything else                           {"$obj": type name}     (student → grader)
+    a value of more than MAX_ITEMS items    {"$big": type name, "n": items, "exact": bool} (student → grader)
+
+Item budget (helper E, issue 11): one encoded or decoded value holds at most ``MAX_ITEMS``
+values (a tensor counts as one). A container's length is checked before it is walked, so a
+12 M-element tuple costs the student side one ``len`` (it is sent as ``$big``) and the grader
+nothing; ``loads`` refuses a frame whose structure is larger before parsing it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import base64
 import json
 import math
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +58,9 @@ MAX_FRAME_BYTES = 256 * 2**20
 MAX_DEPTH = 32
 MAX_DIMS = 16
 MAX_ELEMENTS = 2**36  # product of a tensor's non-zero dimensions (an empty tensor holds no memory, but is used)
+MAX_ITEMS = 100_000  # values in one encoded value: containers' items, recursively (a tensor is one)
+_FRAME_ITEMS = 16 * MAX_ITEMS  # JSON separators outside strings in one frame (value, grads, arguments)
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _INT_RANGE = range(-(2**63), 2**63)
 _HEADER = struct.Struct("!Q")
 
@@ -80,6 +90,37 @@ class Opaque:
     """A student value of a type the wire does not carry (only its type name)."""
 
     type_name: str
+
+
+@dataclass(frozen=True)
+class Oversized:
+    """A student value of more than ``MAX_ITEMS`` items, not sent: its type and its size (or a lower bound)."""
+
+    type_name: str
+    items: int
+    exact: bool
+
+    def __str__(self) -> str:
+        return f"{'at least ' if not self.exact else ''}{self.items} items; at most {MAX_ITEMS} allowed"
+
+
+class _TooMany(Exception):
+    """Raised through ``_encode`` when a value holds more than ``MAX_ITEMS`` items (never a ``WireError``)."""
+
+    def __init__(self, items: int, exact: bool) -> None:
+        super().__init__(f"{'at least ' if not exact else ''}{items} items; at most {MAX_ITEMS} allowed")
+        self.items, self.exact = items, exact
+
+
+def _spend(budget: list[int], n: int = 1, exact: bool = False, take: bool = True) -> None:
+    """Take ``n`` items from ``budget`` (a one-element list; ``take`` False: only check) or raise ``_TooMany``.
+
+    ``exact``: the items are the whole value's (a top-level container's length), else a lower bound.
+    """
+    if n > budget[0]:
+        raise _TooMany(n if exact else MAX_ITEMS - budget[0] + n, exact)
+    if take:
+        budget[0] -= n
 
 
 @dataclass(frozen=True)
@@ -125,6 +166,8 @@ def loads(body: bytes) -> Any:
     Raises ``ValueError`` (bad UTF-8 or JSON, an integer of more than 4300
     digits) or ``RecursionError`` (deep nesting), as ``json.loads`` does.
     """
+    if body.count(b",") > _FRAME_ITEMS and _JSON_STRING.sub(b"", body).count(b",") > _FRAME_ITEMS:
+        raise ValueError(f"a frame of more than {_FRAME_ITEMS} values")
     obj = json.loads(body)
     if b"\\ud" in body or b"\\uD" in body or b"\xed" in body:  # only then can a surrogate be in there
         valid_strings(obj)
@@ -173,23 +216,34 @@ def tensor_from_wire(obj: dict[str, Any]) -> torch.Tensor:
     return flat.reshape(shape).clone()
 
 
-def encode(value: Any, _depth: int = 0, *, lenient: bool = False) -> Any:
+def encode(value: Any, _depth: int = 0, *, lenient: bool = False, _budget: list[int] | None = None) -> Any:
     """Encode a Python value as JSON-compatible plain data.
 
     With ``lenient`` (the student side), a value the wire cannot carry becomes
-    ``{"$obj": type name}`` instead of raising, so the grader can say what it got.
+    ``{"$obj": type name}`` instead of raising, so the grader can say what it got,
+    and a value of more than ``MAX_ITEMS`` items ``{"$big": ...}`` (else ``WireError``).
     """
+    top = _budget is None
+    budget = [MAX_ITEMS] if top else _budget
     try:
-        return _encode(value, _depth, lenient)
+        return _encode(value, _depth, lenient, budget)
     except WireError:
         if not lenient:
             raise
         return {"$obj": type(value).__name__}
+    except _TooMany as too_many:
+        if not top:
+            raise
+        if not lenient:
+            raise WireError(f"a value of {too_many}") from None
+        return {"$big": type(value).__name__, "n": too_many.items, "exact": too_many.exact}
 
 
-def _encode(value: Any, _depth: int, lenient: bool) -> Any:
+def _encode(value: Any, _depth: int, lenient: bool, budget: list[int] | None = None) -> Any:
     if _depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
+    budget = [MAX_ITEMS] if budget is None else budget
+    _spend(budget)
     kind = type(value)  # never isinstance: a student's class can claim any __class__
     if value is None or issubclass(kind, bool):
         return value
@@ -208,17 +262,21 @@ def _encode(value: Any, _depth: int, lenient: bool) -> Any:
     if kind is Leaf:
         return tensor_to_wire(value.tensor, value.grad_id)
     if kind is Fn:
-        return {"$fn": value.kind, "p": {k: encode(v, _depth + 1, lenient=lenient) for k, v in value.params.items()}}
+        return {"$fn": value.kind, "p": {k: encode(v, _depth + 1, lenient=lenient, _budget=budget)
+                                         for k, v in value.params.items()}}
+    if issubclass(kind, (tuple, list, dict)):  # the length first: a huge container costs one len
+        _spend(budget, (tuple.__len__ if issubclass(kind, tuple) else list.__len__ if issubclass(kind, list)
+                        else dict.__len__)(value), _depth == 0, take=False)
     if issubclass(kind, tuple):
-        return {"$tuple": [encode(v, _depth + 1, lenient=lenient) for v in value]}
+        return {"$tuple": [encode(v, _depth + 1, lenient=lenient, _budget=budget) for v in value]}
     if issubclass(kind, list):
-        return [encode(v, _depth + 1, lenient=lenient) for v in value]
+        return [encode(v, _depth + 1, lenient=lenient, _budget=budget) for v in value]
     if issubclass(kind, dict):
         items = []
         for k, v in value.items():
             if not issubclass(type(k), (str, int)) or issubclass(type(k), bool):
                 raise WireError(f"dict key of type {type(k).__name__} is not supported")
-            items.append([_encode(k, _depth + 1, lenient), encode(v, _depth + 1, lenient=lenient)])
+            items.append([_encode(k, _depth + 1, lenient, budget), encode(v, _depth + 1, lenient=lenient, _budget=budget)])
         return {"$dict": items}
     if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
         return tensor_to_wire(torch.as_tensor(value))
@@ -227,16 +285,27 @@ def _encode(value: Any, _depth: int, lenient: bool) -> Any:
     raise WireError(f"values of type {type(value).__name__} cannot be sent")
 
 
-def decode(obj: Any, *, build_fn=None, leaves: dict | None = None, _depth: int = 0) -> Any:
+def decode(obj: Any, *, build_fn=None, leaves: dict | None = None, _depth: int = 0,
+           _budget: list[int] | None = None) -> Any:
     """Decode plain data.
 
     Student side only: ``build_fn(kind, params)`` rebuilds callables, and
     tensors tagged with a grad id become leaves that require grad, collected
     in ``leaves`` by id. Total over any parsed JSON: ``WireError`` or a value
-    (strings valid, integers in the 64-bit range the encoder keeps to).
+    (strings valid, integers in the 64-bit range the encoder keeps to), of at
+    most ``MAX_ITEMS`` items, counted as it goes (a container's length before its items).
     """
     if _depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
+    budget = [MAX_ITEMS] if _budget is None else _budget
+    items = obj.get("$tuple", obj.get("$dict")) if isinstance(obj, dict) else obj
+    try:
+        _spend(budget)
+        if isinstance(items, list):
+            _spend(budget, len(items), take=False)
+    except _TooMany as too_many:
+        raise WireError(f"a value of {too_many}") from None
+    down = dict(build_fn=build_fn, leaves=leaves, _depth=_depth + 1, _budget=budget)
     if obj is None or isinstance(obj, (bool, float)):
         return obj
     if isinstance(obj, str):
@@ -246,7 +315,7 @@ def decode(obj: Any, *, build_fn=None, leaves: dict | None = None, _depth: int =
             raise WireError("integer out of range")
         return obj
     if isinstance(obj, list):
-        return [decode(v, build_fn=build_fn, leaves=leaves, _depth=_depth + 1) for v in obj]
+        return [decode(v, **down) for v in obj]
     if not isinstance(obj, dict) or len(obj) == 0:
         raise WireError("malformed value")
     tag = next(iter(obj))
@@ -258,18 +327,20 @@ def decode(obj: Any, *, build_fn=None, leaves: dict | None = None, _depth: int =
     if tag == "$f" and isinstance(obj["$f"], str) and obj["$f"] in ("nan", "inf", "-inf"):
         return float(obj["$f"])
     if tag == "$tuple" and isinstance(obj[tag], list):
-        return tuple(decode(v, build_fn=build_fn, leaves=leaves, _depth=_depth + 1) for v in obj[tag])
+        return tuple([decode(v, **down) for v in obj[tag]])
     if tag == "$dict" and isinstance(obj[tag], list):
         out = {}
         for item in obj[tag]:
             if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], (str, int))
                     and not isinstance(item[0], bool)):
                 raise WireError("malformed dict item")
-            key = decode(item[0], _depth=_depth + 1)
-            out[key] = decode(item[1], build_fn=build_fn, leaves=leaves, _depth=_depth + 1)
+            key = decode(item[0], _depth=_depth + 1, _budget=budget)
+            out[key] = decode(item[1], **down)
         return out
+    if tag == "$big" and isinstance(obj["$big"], str) and type(obj.get("n")) is int and obj["n"] in _INT_RANGE:
+        return Oversized(valid_text(obj["$big"][:100]), obj["n"], obj.get("exact") is True)
     if tag == "$fn" and build_fn is not None and isinstance(obj.get("p"), dict):
-        params = {k: decode(v, build_fn=build_fn, leaves=leaves, _depth=_depth + 1) for k, v in obj["p"].items()}
+        params = {k: decode(v, **down) for k, v in obj["p"].items()}
         return build_fn(obj["$fn"], params)
     if tag == "$sym":
         return SympyTree(obj["$sym"])

@@ -2,14 +2,13 @@
 
     python -m autograder review SUBMISSIONS --out OUT
 
-Writes ``OUT/review/<question>.html`` (the question as the notebook asks it,
-the rubric and the model answer at the top, then every student's answer
-under an anonymous code, each with a blank score and comment row),
-``OUT/review/scores.csv`` for the TAs to fill and ``OUT/review/key.csv``
-mapping codes to students (keep it from the TAs to grade blind). Codes are
-stable: a student keeps the code ``key.csv`` gives it; a new student's code
-is derived from its id and the salt kept in ``key.csv`` (longer if it would
-collide with another code).
+Writes, for the graders, ``OUT/review/``: ``<question>.html`` (the question
+as the notebook asks it, the rubric and the model answer at the top, then
+every student's answer under an anonymous code, each with a blank score and
+comment row), ``scores.csv`` to fill (unless the TAs already have one) and
+``index.html`` linking every sheet with its count of answers still to score.
+The key from codes to students goes elsewhere, ``OUT/review-key/`` (see
+:mod:`autograder.written.codes`): keep it from the graders to grade blind.
 
 How answers are found: a markdown cell tagged ``answer:<id>``; failing that,
 the first markdown cell after a cell containing the heading ``**Answer <id>**``
@@ -24,29 +23,21 @@ answer refers to is embedded.
 from __future__ import annotations
 
 import base64
-import csv
-import hashlib
-import html
 import json
-import secrets
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.escape import csv_text, csv_value
+from autograder.discovery import discover
+from autograder.escape import html_text
 from autograder.notebook import Answer, NotebookError, read_notebook
 from autograder.reports.atomic import write_atomic
 from autograder.reports.markdown import render_markdown
-from autograder.discovery import discover
+from autograder.written.codes import assign_codes, read_key, write_key
+from autograder.written.index import write_index
+from autograder.written.rubric import ROOT, RUBRIC, SOLUTION, TEMPLATE, WrittenQuestion, load_rubric
+from autograder.written.scores import WrittenScore, scores_csv
 
-ROOT = Path(__file__).resolve().parents[1]
-RUBRIC = ROOT / "student_template" / "rubric.toml"
-TEMPLATE = ROOT / "student_template" / "assignment.ipynb"
-SOLUTION = ROOT / "examples" / "submissions" / "solution.ipynb"
 PLACEHOLDER = "*Write your answer here.*"
-SCORE_COLUMNS = ("student_code", "question", "score", "comment")
-KEY_HEADER = ("student_code", "student")
-CODE_DIGITS = 6
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
 
 PAGE = """<!doctype html>
@@ -70,7 +61,7 @@ code.latex {{ background: #eee; }}
 <h2>Question</h2><div class="question">{question}</div>
 <h2>Rubric</h2><ul>{rubric}</ul>
 <h2>Model answer</h2><div class="model">{model}</div>
-<p class="note">{count} students, shown by anonymous code. Enter scores in scores.csv (student_code, question, score, comment).</p>
+<p class="note">{count} students, shown by anonymous code. Enter each score in the <code>score</code> column of scores.csv, next to the code and question id.</p>
 </header>
 {students}
 </body></html>
@@ -80,61 +71,6 @@ STUDENT = """<section class="student" id="{code}"><h3>{code}</h3>
 {body}
 <table class="score"><tr><td style="width: 25%">score: &nbsp;&nbsp;&nbsp;&nbsp; / {points}</td><td>comment:</td></tr></table>
 </section>"""
-
-
-@dataclass(frozen=True)
-class WrittenQuestion:
-    """A written question: id, points, and what the review page shows at the top."""
-
-    qid: str
-    points: int
-    title: str
-    prompt: str
-    rubric: tuple[str, ...]
-
-
-def load_rubric(path: Path = RUBRIC) -> dict[str, WrittenQuestion]:
-    """The written questions of ``rubric.toml``, in file order."""
-    tables = tomllib.loads(path.read_text(encoding="utf-8"))["question"]
-    return {t["id"]: WrittenQuestion(t["id"], int(t["points"]), t["title"], t["prompt"], tuple(t["rubric"])) for t in tables}
-
-
-def student_code(salt: str, student: str, digits: int = CODE_DIGITS) -> str:
-    """A stable anonymous code for ``student``."""
-    return "S-" + hashlib.sha256(f"{salt}:{student}".encode()).hexdigest()[:digits].upper()
-
-
-def assign_codes(salt: str, students: list[str], known: dict[str, str]) -> dict[str, str]:
-    """A distinct code per student: its code in ``known`` (student → code), else a new one.
-
-    A new code is :func:`student_code`, lengthened one digit at a time while it
-    collides with a code already given (24 bits collide within a few thousand students).
-    """
-    codes = {s: known[s] for s in students if s in known}
-    taken = set(codes.values()) | set(known.values())
-    for student in sorted(s for s in students if s not in codes):
-        digits = CODE_DIGITS
-        while (code := student_code(salt, student, digits)) in taken:
-            digits += 1
-        codes[student] = code
-        taken.add(code)
-    return codes
-
-
-def read_key(review_dir: Path) -> tuple[str, dict[str, str]]:
-    """``(salt, code → student)`` from ``key.csv``; a new salt when there is none yet.
-
-    Raises ``ValueError`` naming the file when it is not a key this module wrote.
-    """
-    path = review_dir / "key.csv"
-    if not path.is_file():
-        return secrets.token_hex(8), {}
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = [[csv_value(cell) for cell in row] for row in csv.reader(f)]
-    if len(rows) < 2 or len(rows[0]) != 2 or rows[0][0] != "salt" or tuple(rows[1]) != KEY_HEADER \
-            or any(len(r) != 2 for r in rows[2:]):
-        raise ValueError(f"{path} is not a key written by `python -m autograder review`")
-    return rows[0][1], {code: student for code, student in rows[2:]}
 
 
 def collect_answers(submissions: Path) -> dict[str, dict[str, Answer]]:
@@ -216,14 +152,14 @@ def review_page(
     otherwise); ``model_images`` resolves the images of the model answer.
     """
     students = "\n".join(
-        STUDENT.format(code=html.escape(code), body=_answer_html(answers[code], template_cells), points=question.points)
+        STUDENT.format(code=html_text(code), body=_answer_html(answers[code], template_cells), points=question.points)
         for code in sorted(answers)
     )
     return PAGE.format(
-        qid=html.escape(question.qid),
-        title=html.escape(question.title),
+        qid=html_text(question.qid),
+        title=html_text(question.title),
         points=question.points,
-        question=render_markdown(asked) if asked else f"<p>{html.escape(question.prompt)}</p>",
+        question=render_markdown(asked) if asked else f"<p>{html_text(question.prompt)}</p>",
         rubric="".join(f"<li>{render_markdown(item).strip().removeprefix('<p>').removesuffix('</p>')}</li>" for item in question.rubric),
         model=render_markdown(model.text, model_images) if model else '<p class="missing">no model answer</p>',
         count=len(answers),
@@ -231,15 +167,25 @@ def review_page(
     )
 
 
+@dataclass(frozen=True)
+class ReviewFiles:
+    """Where ``review`` wrote: the graders' folder, its scores file and index, and the key's folder (kept apart)."""
+
+    sheets: Path
+    scores: Path
+    index: Path
+    key: Path
+
+
 def write_review(
     submissions: Path, out: Path, rubric: Path = RUBRIC, solution: Path = SOLUTION, template: Path = TEMPLATE
-) -> Path:
-    """Write the review sheets, ``scores.csv`` (unless the TAs already have one) and ``key.csv``."""
+) -> ReviewFiles:
+    """Write the review sheets, ``scores.csv`` (unless the TAs already have one), ``index.html`` and the key."""
     review_dir = out / "review"
     questions = load_rubric(rubric)
     model = read_notebook(solution.read_bytes()).answers
     answers = collect_answers(submissions)
-    salt, key = read_key(review_dir)
+    salt, key = read_key(out)
     codes = assign_codes(salt, list(answers), {student: code for code, student in key.items()})
     cells = template_markdown(template)
     images = embed_local_image(solution.parent)
@@ -249,9 +195,10 @@ def write_review(
                            template_cells=frozenset(c.strip() for c in cells if c is not None), model_images=images)
         write_atomic(review_dir / f"{q.qid}.html", page)
     everyone = {**key, **{c: s for s, c in codes.items()}}  # students of earlier runs keep their codes
-    write_atomic(review_dir / "key.csv", csv_text([("salt", salt), KEY_HEADER, *sorted(everyone.items())]))
+    key_folder = write_key(out, salt, everyone)
     scores = review_dir / "scores.csv"
     if not scores.is_file():
-        rows = [SCORE_COLUMNS, *((codes[s], q, "", "") for s in sorted(answers, key=codes.get) for q in questions)]
-        write_atomic(scores, csv_text(rows))
-    return review_dir
+        blank = WrittenScore(None, "")
+        write_atomic(scores, scores_csv(questions, [(codes[s], q, blank) for s in sorted(answers, key=codes.get) for q in questions]))
+    index = write_index(out, questions, set(codes.values()), set(everyone))
+    return ReviewFiles(review_dir, scores, index, key_folder)

@@ -9,10 +9,12 @@ import pytest
 
 from autograder.contract import QUESTION_IDS
 from autograder.grading import Graded
-from autograder.merge import MergeError, merge
+from autograder.written.merge import MergeError, merge
 from autograder.reports import GradebookRow, render_gradebook, write_atomic
 from autograder.reports.class_report import render_class_report, render_timing
-from autograder.review import load_rubric, read_key, write_review
+from autograder.written.codes import read_key
+from autograder.written.review import write_review
+from autograder.written.rubric import load_rubric
 from autograder.runner import write_reports
 from tests.reports.answers import answer_cells
 
@@ -65,7 +67,7 @@ def graded_class(tmp_path):
 
 
 def _codes(out: Path) -> dict[str, str]:
-    _, key = read_key(out / "review")
+    _, key = read_key(out)
     return {student: code for code, student in key.items()}
 
 
@@ -77,7 +79,7 @@ def _scores_file(path: Path, rows: list[list[str]]) -> Path:
 
 def test_one_self_contained_sheet_per_written_question(graded_class):
     _, out = graded_class
-    sheets = sorted(p.stem for p in (out / "review").glob("*.html"))
+    sheets = sorted(p.stem for p in (out / "review").glob("*.html") if p.stem != "index")
     assert sheets == sorted(RUBRIC)
     page = (out / "review" / "W004-3.5.html").read_text()
     assert "http://" not in page.replace("http://www.w3.org/1998/Math/MathML", "") and "<script" not in page

@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 
 from autograder.reports.markdown import render_markdown
-from autograder.review import (
-    TEMPLATE,
-    assign_codes,
-    load_rubric,
-    read_key,
-    student_code,
-    write_review,
-)
+from autograder.written.codes import assign_codes, read_key, student_code
+from autograder.written.review import write_review
+from autograder.written.rubric import TEMPLATE, load_rubric
 from tests.reports.answers import answer_cells
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,8 +158,8 @@ def test_a_deleted_answer_cell_does_not_pass_off_the_next_prompt_as_the_answer(t
     subs.mkdir()
     _write(subs / "deleted.ipynb", deleted)
     _write(subs / "untagged.ipynb", untagged)
-    review = write_review(subs, tmp_path / "out")
-    _, key = read_key(review)
+    review = write_review(subs, tmp_path / "out").sheets
+    _, key = read_key(tmp_path / "out")
     page = (review / "W004-1.1.html").read_text()
     by_code = {student: page.split(f'id="{code}"')[1].split("</section>")[0] for code, student in key.items()}
     assert "the answer cell was deleted" in by_code["deleted"] and "A.2 The three estimators" not in by_code["deleted"]
@@ -191,12 +186,12 @@ def test_codes_survive_a_new_student_and_a_withdrawn_one(tmp_path):
     subs.mkdir()
     for name in (ann, ben):
         _write(subs / f"{name}.ipynb", answer_cells({"W004-2": "text"}))
-    review = write_review(subs, tmp_path / "out")
-    first = read_key(review)
+    review = write_review(subs, tmp_path / "out").sheets
+    first = read_key(tmp_path / "out")
     (subs / f"{ben}.ipynb").unlink()
     _write(subs / f"{cy}.ipynb", answer_cells({"W004-2": "text"}))
     write_review(subs, tmp_path / "out")
-    salt, key = read_key(review)
+    salt, key = read_key(tmp_path / "out")
     assert salt == first[0] and set(first[1].items()) <= set(key.items()) and cy in key.values()
     page = (review / "W004-2.html").read_text()
     code = {s: c for c, s in key.items()}
@@ -205,7 +200,7 @@ def test_codes_survive_a_new_student_and_a_withdrawn_one(tmp_path):
 
 
 def test_a_foreign_key_file_is_refused(tmp_path):
-    (tmp_path / "review").mkdir()
-    (tmp_path / "review" / "key.csv").write_text("student,code\nann,S-1\n")
+    (tmp_path / "review-key").mkdir()
+    (tmp_path / "review-key" / "key.csv").write_text("student,code\nann,S-1\n")
     with pytest.raises(ValueError, match="not a key written by"):
-        read_key(tmp_path / "review")
+        read_key(tmp_path)
