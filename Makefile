@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
+# Test processes of the default run (pytest-xdist): a CI machine has 2 cores.
+TEST_JOBS ?= 2
 # The CPU build of torch: PyPI's default Linux wheel is the multi-GB CUDA one. Every install names this pin.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 SUBMISSIONS ?= examples/submissions
@@ -20,8 +22,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## venv with CPU torch, the package and its test tools; bubblewrap when possible
 
-test: install  ## the default test run (slow tests left out)
-	$(PY) -m pytest -q
+test: install  ## the default test run (slow tests left out), in $(TEST_JOBS) processes
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 test-all: install  ## every test, slow ones included
 	$(PY) -m pytest -q -m ""

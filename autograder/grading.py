@@ -50,6 +50,9 @@ class Graded:
     #: Error carried forward: (question, dependency) pairs where the question was graded with the
     #: student's dependency taken as correct ("graded with C2 taken as correct; C2 loses its own points").
     carried: tuple[tuple[str, str], ...] = ()
+    #: CPU seconds the student process spent on this submission's cells and calls (``seconds`` less this is
+    #: what the grader itself cost: start-up, checks, the reference, reports).
+    student_seconds: float = field(compare=False, default=0.0)
 
     @property
     def total(self) -> float:
@@ -205,7 +208,8 @@ def _grade(data: bytes, sandbox: Sandbox, seed: int, qids: tuple[str, ...], publ
         carried = _carry_forward(session, questions, by_qid, used, seed, errors)
     checks = tuple(r for qid in qids for r in by_qid[qid])
     return Graded("" if errors else key, _status(cells, checks), question_scores(checks, qids), checks, cells,
-                  not errors, time.monotonic() - start, tuple(errors), carried=carried)
+                  not errors, time.monotonic() - start, tuple(errors), carried=carried,
+                  student_seconds=session.cpu_spent)
 
 
 def _grade_question(session: StudentSession, checks: tuple[Check, ...], seed: int, errors: list[str], *,

@@ -79,7 +79,8 @@ def write_reports_in(folder: Path, student: str, graded: Graded, timed: bool = F
     ``timed`` (a job of its own, never a class) puts ``execution_time`` into results.json."""
     write_atomic(folder / RECORD, render_graded(graded))
     write_atomic(folder / "feedback.md", render_feedback(student, graded, amendments))
-    write_atomic(folder / "run.json", json.dumps({"seconds": round(graded.seconds, 3)}) + "\n")
+    write_atomic(folder / "run.json", json.dumps({"seconds": round(graded.seconds, 3),
+                                                    "student_seconds": round(graded.student_seconds, 3)}) + "\n")
     if graded.grader_errors:
         write_atomic(folder / GRADER_LOG, "\n".join(graded.grader_errors))
     else:

@@ -20,6 +20,8 @@ def add(sub: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace, console: Console) -> ExitCode:
     from autograder.course.regrade import override
     from autograder.course.overrides import STORE, OverrideError
+    from autograder.reports import write_atomic
+    from autograder.reports.class_report import render_class_report
 
     if not args.out.is_dir():
         return usage_error(console, f"{args.out} is not a folder")
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace, console: Console) -> ExitCode:
         for problem in exc.problems:
             say(console, f"  {problem}")
         return ExitCode.USAGE
+    write_atomic(args.out / "report.html", render_class_report(args.out))
     for old, o in replaced:
         say(console, f"{o.student} {o.item}: {o.score:g} by {o.by or '?'} replaces the earlier override "
                      f"{old.score:g} by {old.by or '?'}")
@@ -37,6 +40,5 @@ def run(args: argparse.Namespace, console: Console) -> ExitCode:
         console.print("[yellow]warning:[/] ", end="")
         say(console, warning)
     say(console, f"Applied {len(new)} overrides; every override is kept in {args.out / STORE} and applied again "
-                 f"by every later grade. Updated {args.out / 'gradebook.csv'} and the students' reports "
-                 "(report.html lists them after the next grade).")
+                 f"by every later grade. Updated {args.out / 'gradebook.csv'}, report.html and the students' reports.")
     return ExitCode.OK

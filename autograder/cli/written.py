@@ -42,6 +42,8 @@ def _review(args: argparse.Namespace, console: Console) -> ExitCode:
 
 def _merge(args: argparse.Namespace, console: Console) -> ExitCode:
     from autograder.course.amend import add_late_columns, read_lateness
+    from autograder.reports import write_atomic
+    from autograder.reports.class_report import render_class_report
     from autograder.written.merge import MergeError, merge
 
     try:
@@ -52,6 +54,7 @@ def _merge(args: argparse.Namespace, console: Console) -> ExitCode:
             say(console, f"  {problem}")
         return ExitCode.USAGE
     add_late_columns(args.out, read_lateness(args.out))  # the gradebook's `final`, from the new grand totals
+    write_atomic(args.out / "report.html", render_class_report(args.out))
     for student, qid in missing:
         say(console, f"no score yet: {student} {qid}")
     say(console, f"Merged {args.scores} into {args.out / 'gradebook.csv'} and every student's reports "

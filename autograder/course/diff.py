@@ -80,7 +80,21 @@ def _why(old: dict, new: dict) -> str:
         reasons.append(f"grader version changed ({o.get('grader_version')} → {n.get('grader_version')})")
     if o.get("seed") != n.get("seed"):
         reasons.append("grading seed changed")
+    if o.get("overrides") != n.get("overrides"):
+        reasons.append(_overrides_changed(o.get("overrides"), n.get("overrides")))
+    if (o.get("lateness") or {}).get("penalty") != (n.get("lateness") or {}).get("penalty"):
+        reasons.append("late penalty changed")
     return "; ".join(reasons) or "written scores or merge"
+
+
+def _overrides_changed(old: object, new: object) -> str:
+    """Which items' overrides a TA set, changed or removed between two runs (``extra_data.overrides``)."""
+    def items(value: object) -> dict[str, object]:
+        rows = value if isinstance(value, list) else []
+        return {str(r.get("item"))[:20]: r for r in rows if isinstance(r, dict)}
+    a, b = items(old), items(new)
+    moved = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    return "override " + ", ".join(moved[:10]) if moved else "overrides changed"
 
 
 def diff(old_out: Path, new_out: Path) -> list[Change]:

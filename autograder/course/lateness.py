@@ -32,6 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from autograder.escape import clip, csv_value
+from autograder.problems import InputProblems
 from autograder.reports.amendments import LateNote
 
 DAY = dt.timedelta(days=1)
@@ -42,12 +43,8 @@ MAX_FILE_BYTES = 4 * 2**20
 When = dt.datetime | str
 
 
-class PolicyError(ValueError):
+class PolicyError(InputProblems):
     """A policy or times file that cannot be used at all; ``problems`` lists every reason."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

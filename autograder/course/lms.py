@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.escape import csv_text, csv_value
+from autograder.problems import InputProblems
 
 LMS = ("canvas", "moodle")
 _COLUMNS = {  # our field → the headers (lower case) LMS exports use for it
@@ -37,12 +38,8 @@ _COLUMNS = {  # our field → the headers (lower case) LMS exports use for it
 MAX_ROSTER_BYTES = 16 * 2**20
 
 
-class ExportError(Exception):
+class ExportError(InputProblems):
     """The roster or the gradebook cannot be used; ``problems`` lists every reason (nothing was written)."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

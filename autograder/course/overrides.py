@@ -28,6 +28,7 @@ from pathlib import Path
 from autograder.contract import BY_ID
 from autograder.escape import clip, csv_text, csv_value
 from autograder.grading import Graded
+from autograder.problems import InputProblems
 from autograder.reports.amendments import OverrideNote
 
 STORE = "overrides.csv"
@@ -37,12 +38,8 @@ BY_CHARS = 80
 MAX_FILE_BYTES = 4 * 2**20
 
 
-class OverrideError(ValueError):
+class OverrideError(InputProblems):
     """The overrides cannot be applied; ``problems`` lists every reason. Nothing was written."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

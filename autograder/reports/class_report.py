@@ -248,14 +248,24 @@ def render_class_report(
 
 
 def render_timing(out: Path, student_dirs: dict[str, Path]) -> str:
-    """``timing.csv``: each student's grading time in seconds (from ``run.json``), slowest first."""
-    seconds = {}
+    """``timing.csv``, slowest first: each student's grading time in seconds, the CPU seconds of it spent in
+    their own code, and the difference, the grader's own cost (from ``run.json``; blank when not recorded)."""
+    rows = []
     for student, folder in sorted(student_dirs.items()):  # not the order jobs finished in: -j and a cluster agree
         try:
-            seconds[student] = float(json.loads((folder / "run.json").read_text())["seconds"])
+            run = json.loads((folder / "run.json").read_text())
+            seconds = float(run["seconds"])
         except (OSError, ValueError, KeyError, TypeError):
-            seconds[student] = 0.0
-    return csv_text([["student", "seconds"], *([s, f"{t:.3f}"] for s, t in sorted(seconds.items(), key=lambda kv: -kv[1]))])
+            rows.append((0.0, student, "", ""))
+            continue
+        mine = run.get("student_seconds") if isinstance(run, dict) else None
+        if isinstance(mine, (int, float)) and not isinstance(mine, bool) and 0 <= mine < 1e9:
+            rows.append((seconds, student, f"{mine:.3f}", f"{max(seconds - mine, 0.0):.3f}"))
+        else:
+            rows.append((seconds, student, "", ""))
+    rows.sort(key=lambda r: -r[0])
+    return csv_text([["student", "seconds", "student_cpu_seconds", "grader_seconds"],
+                     *([s, f"{t:.3f}", mine, grader] for t, s, mine, grader in rows)])
 
 
 __all__ = ["RunInfo", "render_class_report", "render_timing", "this_run"]

@@ -24,7 +24,7 @@ from typing import Any
 from autograder.checks.framework import Status
 from autograder.contract import BY_ID
 from autograder.escape import FIELD_CHARS, clip
-from autograder.grading import Graded, grader_version
+from autograder.grading import Graded, carried_note, grader_version
 from autograder.reports.amendments import NONE, Amendments, OverrideNote
 from autograder.reports.layout import FIT_LIMITS, plain_text
 
@@ -55,6 +55,9 @@ def _said(notes: list[OverrideNote], text: str, limit: int) -> str:
 
 def _amended(doc: dict[str, Any], graded: Graded, amendments: Amendments, limit: int) -> dict[str, Any]:
     extra = doc["extra_data"]
+    if graded.carried:  # error carried forward: said where the student reads the total, and kept as data
+        doc["output"] += "".join(f"\n{carried_note(q, d)}." for q, d in graded.carried)
+        extra["carried"] = [{"question": q, "dependency": d} for q, d in graded.carried]
     if amendments.overrides:
         doc["output"] = _said(list(amendments.overrides), doc["output"], limit)
         extra["overrides"] = [{"item": n.item, "score": n.score, "max_score": n.max_points,

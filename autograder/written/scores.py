@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.escape import csv_text, csv_value
+from autograder.problems import InputProblems
 from autograder.reports.totals import number
 from autograder.written.rubric import WrittenQuestion
 
@@ -24,12 +25,8 @@ SCORE_COLUMNS = ("student_code", "question", "title", "max", "score", "comment")
 REQUIRED = ("student_code", "question", "score", "comment")
 
 
-class MergeError(ValueError):
+class MergeError(InputProblems):
     """The scores file cannot be merged; ``problems`` lists every reason. Nothing was written."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

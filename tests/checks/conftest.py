@@ -47,6 +47,12 @@ def grade(sandbox):
     return run
 
 
+def mutated(source: str, old: str, new: str) -> str:
+    """``source`` with its one occurrence of ``old`` replaced by ``new``: a one-bug variant of a correct answer."""
+    assert source.count(old) == 1, (old, source)
+    return source.replace(old, new)
+
+
 def failed(results: list[CheckResult]) -> set[str]:
     """Names of the checks that did not pass."""
     return {r.check for r in results if r.status != "passed"}

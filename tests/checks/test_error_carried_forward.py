@@ -429,3 +429,16 @@ def test_the_feedback_and_the_record_keep_the_note() -> None:
     assert "C4 gmvae\\_elbo: graded with C2 taken as correct; C2 loses its own points" in render_feedback("s", graded)
     assert read_graded(render_graded(graded)) == graded
     assert read_graded(render_graded(graded).replace('"C2"]]', '"Z9"]]')) is None  # not a question id
+
+
+def test_results_json_says_which_question_was_carried_and_keeps_it_as_data() -> None:
+    import json
+
+    from autograder.grading import Graded
+    from autograder.reports.results_json import render_results
+
+    doc = json.loads(render_results(Graded("k", "ok", {"C2": 0.0, "C4": 11.0}, (), (), True, carried=(("C4", "C2"),))))
+    assert "graded with C2 taken as correct; C2 loses its own points" in doc["output"]
+    assert doc["extra_data"]["carried"] == [{"question": "C4", "dependency": "C2"}]
+    plain = json.loads(render_results(Graded("k", "ok", {"C2": 5.0, "C4": 11.0}, (), (), True)))
+    assert "carried" not in plain["extra_data"] and "taken as correct" not in plain["output"]

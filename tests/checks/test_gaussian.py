@@ -234,41 +234,30 @@ def test_each_bug_loses_points_on_the_named_checks(grade, qid, bug, source, expe
     assert score(results) < FULL[qid]
 
 
-def _message(results, check):
-    return next(plain_text(r) for r in results if r.check == check)
+#: (bug, question, check, how its message starts, what else it must say)
+MESSAGES = [
+    ("exp on the diagonal", "B1", B1_VALUES, f'B1 scale_tril_from_raw — property "{B1_VALUES}" failed (public)',
+     ["call     : scale_tril_from_raw(raw=", "(shrunk)", "the diagonal of L differs from the reference",
+      "hint     : your diagonal is exp(raw_ii); the contract of B1 asks softplus(raw_ii)"]),
+    ("Lᵀ L", "B2", B2_KNOWN, f'B2 covariance_from_scale_tril — value "{B2_KNOWN}" failed (public)',
+     ["call     : covariance_from_scale_tril(L=tensor(", "hint     : your Σ equals Lᵀ L; the contract of B2 asks L Lᵀ"]),
+    ("explicit Σ⁻¹ and logdet Σ", "B4", B4_STABLE,
+     f'B4 full_gaussian_log_prob — property "{B4_STABLE}" failed (hidden)',
+     ["call     : full_gaussian_log_prob(z=", "0.00012207", "ill-conditioned L (cond(L) up to",
+      "hint     : your log-density drifts when L is ill-conditioned", "triangular solve"]),
+    ("log det L in place of log det Σ", "B5", B5_KNOWN, "",
+     ["call     : kl_full_gaussian_standard_normal(mu=tensor(",
+      "hint     : your log det Σ is Σᵢ log L_ii; for Σ = L Lᵀ it is twice that"]),
+]
 
 
-def test_exp_diagonal_message_names_softplus(grade):
-    (mutant,) = [m for m in MUTANTS if m[1] == "exp on the diagonal"]
-    message = _message(grade(mutant[2], "B1"), B1_VALUES)
-    assert message.startswith(f'B1 scale_tril_from_raw — property "{B1_VALUES}" failed (public)')
-    assert "call     : scale_tril_from_raw(raw=" in message and "(shrunk)" in message
-    assert "the diagonal of L differs from the reference" in message
-    assert "hint     : your diagonal is exp(raw_ii); the contract of B1 asks softplus(raw_ii)" in message
-
-
-def test_transposed_cholesky_message_names_l_lt(grade):
-    (mutant,) = [m for m in MUTANTS if m[1] == "Lᵀ L"]
-    message = _message(grade(mutant[2], "B2"), B2_KNOWN)
-    assert message.startswith(f'B2 covariance_from_scale_tril — value "{B2_KNOWN}" failed (public)')
-    assert "call     : covariance_from_scale_tril(L=tensor(" in message
-    assert "hint     : your Σ equals Lᵀ L; the contract of B2 asks L Lᵀ" in message
-
-
-def test_explicit_inverse_message_shows_the_ill_conditioned_call(grade):
-    (mutant,) = [m for m in MUTANTS if m[1] == "explicit Σ⁻¹ and logdet Σ"]
-    message = _message(grade(mutant[2], "B4"), B4_STABLE)
-    assert message.startswith(f'B4 full_gaussian_log_prob — property "{B4_STABLE}" failed (hidden)')
-    assert "call     : full_gaussian_log_prob(z=" in message and "0.00012207" in message
-    assert "ill-conditioned L (cond(L) up to" in message
-    assert "hint     : your log-density drifts when L is ill-conditioned" in message and "triangular solve" in message
-
-
-def test_kl_message_names_the_closed_form(grade):
-    (mutant,) = [m for m in MUTANTS if m[1] == "log det L in place of log det Σ"]
-    message = _message(grade(mutant[2], "B5"), B5_KNOWN)
-    assert "call     : kl_full_gaussian_standard_normal(mu=tensor(" in message
-    assert "hint     : your log det Σ is Σᵢ log L_ii; for Σ = L Lᵀ it is twice that" in message
+@pytest.mark.parametrize("bug, qid, check, start, fragments", MESSAGES, ids=[m[0] for m in MESSAGES])
+def test_failure_message_shows_the_call_and_names_the_mistake(grade, bug, qid, check, start, fragments):
+    (mutant,) = [m for m in MUTANTS if m[1] == bug]
+    message = next(plain_text(r) for r in grade(mutant[2], qid) if r.check == check)
+    assert message.startswith(start), message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
 
 
 #: One mistake, one deduction: each is right but in one respect, and loses only the check about it.

@@ -11,7 +11,7 @@ from autograder.checks import kl_quadrature
 from autograder.checks.compare import DTYPE_CHECK
 from autograder.contract import CONTRACT
 from autograder.reports.layout import plain_text
-from tests.checks.conftest import failed, is_convention, reference_source, score
+from tests.checks.conftest import failed, is_convention, mutated, reference_source, score
 
 FULL = {e.qid: e.points for e in CONTRACT if e.qid[0] == "A"}
 
@@ -84,6 +84,19 @@ def test_other_correct_styles_score_full_marks(grade, qid):
     assert score(results) == FULL[qid], [plain_text(r) for r in results if r.status != "passed"]
 
 
+#: The plain A3 and A4 answers; some mutants below are one of these with one bug.
+A3_PLAIN = '''
+def reverse_kl_loss(q, log_p_tilde, n_samples):
+    x = q.rsample((n_samples,))
+    return (q.log_prob(x) - log_p_tilde(x)).mean()
+'''
+A4_PLAIN = '''
+def forward_kl_loss_is(q, log_p_tilde, n_samples):
+    x = q.sample((n_samples,))
+    w = torch.softmax(log_p_tilde(x) - q.log_prob(x), 0).detach()
+    return -(w * q.log_prob(x)).sum()
+'''
+
 MUTANTS = [
     ("A1", "forward only in scenario 1", 'KL_SCENARIOS = {1: "B", 2: "B", 3: "C"}', {SCENARIOS[0]}),
     ("A1", "both directions in scenario 2", 'KL_SCENARIOS = {1: "C", 2: "C", 3: "C"}', {SCENARIOS[1]}),
@@ -109,34 +122,13 @@ def forward_kl_loss(q, x_p):
 def forward_kl_loss(q, x_p):
     return -q.log_prob(x_p).double().mean()
 ''', {DTYPE_CHECK}),
-    ("A3", "sample() instead of rsample()", '''
-def reverse_kl_loss(q, log_p_tilde, n_samples):
-    x = q.sample((n_samples,))
-    return (q.log_prob(x) - log_p_tilde(x)).mean()
-''', {GRADIENT_A3}),
-    ("A3", "log Z estimated and removed", '''
-def reverse_kl_loss(q, log_p_tilde, n_samples):
-    x = q.rsample((n_samples,))
+    ("A3", "sample() instead of rsample()", mutated(A3_PLAIN, "q.rsample(", "q.sample("), {GRADIENT_A3}),
+    ("A3", "log Z estimated and removed", mutated(A3_PLAIN, "\n    return (q.log_prob(x) - log_p_tilde(x)).mean()", """
     d = q.log_prob(x) - log_p_tilde(x)
-    return d.mean() + torch.logsumexp(-d, 0) - math.log(n_samples)
-''', {VALUE_A3, GRADIENT_A3}),
-    ("A3", "sum instead of mean", '''
-def reverse_kl_loss(q, log_p_tilde, n_samples):
-    x = q.rsample((n_samples,))
-    return (q.log_prob(x) - log_p_tilde(x)).sum()
-''', {VALUE_A3, GRADIENT_A3}),
-    ("A4", "gradient through the weights", '''
-def forward_kl_loss_is(q, log_p_tilde, n_samples):
-    x = q.sample((n_samples,))
-    w = torch.softmax(log_p_tilde(x) - q.log_prob(x), 0)
-    return -(w * q.log_prob(x)).sum()
-''', {GRADIENT_A4}),
-    ("A4", "rsample: the samples carry gradient", '''
-def forward_kl_loss_is(q, log_p_tilde, n_samples):
-    x = q.rsample((n_samples,))
-    w = torch.softmax(log_p_tilde(x) - q.log_prob(x), 0).detach()
-    return -(w * q.log_prob(x)).sum()
-''', {GRADIENT_A4}),
+    return d.mean() + torch.logsumexp(-d, 0) - math.log(n_samples)"""), {VALUE_A3, GRADIENT_A3}),
+    ("A3", "sum instead of mean", mutated(A3_PLAIN, ").mean()", ").sum()"), {VALUE_A3, GRADIENT_A3}),
+    ("A4", "gradient through the weights", mutated(A4_PLAIN, ", 0).detach()", ", 0)"), {GRADIENT_A4}),
+    ("A4", "rsample: the samples carry gradient", mutated(A4_PLAIN, "q.sample(", "q.rsample("), {GRADIENT_A4}),
     ("A4", "weights by exp, normalised afterwards", '''
 def forward_kl_loss_is(q, log_p_tilde, n_samples):
     with torch.no_grad():

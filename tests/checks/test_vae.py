@@ -15,10 +15,18 @@ from autograder.checks.compare import DTYPE_CHECK, LONG_CHECK
 from autograder.contract import BY_ID
 from autograder.reports.layout import plain_text
 from examples.flawed import FLAWS
-from tests.checks.conftest import failed, reference_source, score
+from tests.checks.conftest import failed, mutated, reference_source, score
 
 FULL = {qid: e.points for qid, e in BY_ID.items() if qid.startswith("E")}
 NAMES = {qid: e.name for qid, e in BY_ID.items() if qid.startswith("E")}
+
+#: A correct E6 answer in torch.distributions style; some E6 mutants below are this with one bug.
+E6_DISTRIBUTIONS = '''
+def kl_mc(mu, logvar, log_prior, n_samples):
+    q = D.Normal(mu, torch.exp(0.5 * logvar))
+    z = q.rsample((n_samples,))
+    return (q.log_prob(z).sum(-1) - log_prior(z)).mean(0)
+'''
 
 ALTERNATIVES = [
     ("E1", "a loop over images, Gumbel-max in float64", '''
@@ -82,12 +90,7 @@ def vae_losses(x, x_logits, mu, logvar):
     kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1)
     return nll.flatten(1).sum(1).mean(), kl.mean()
 '''),
-    ("E6", "torch.distributions rsample and log_prob", '''
-def kl_mc(mu, logvar, log_prior, n_samples):
-    q = D.Normal(mu, torch.exp(0.5 * logvar))
-    z = q.rsample((n_samples,))
-    return (q.log_prob(z).sum(-1) - log_prior(z)).mean(0)
-'''),
+    ("E6", "torch.distributions rsample and log_prob", E6_DISTRIBUTIONS),
     ("E6", "analytic entropy of q, Monte-Carlo cross-entropy", '''
 def kl_mc(mu, logvar, log_prior, n_samples):
     z = mu + torch.exp(0.5 * logvar) * torch.randn(n_samples, *mu.shape, dtype=mu.dtype)
@@ -245,24 +248,14 @@ def vae_losses(x, x_logits, mu, logvar):
     nll = -logp.gather(1, x[:, None]).sum((1, 2, 3))
     return nll.mean(), 0.5 * (logvar.exp() + mu ** 2 - 1 - logvar).sum(-1).mean()
 ''', {REC_STABLE}),
-    ("E6", "sample() instead of rsample()", '''
-def kl_mc(mu, logvar, log_prior, n_samples):
-    q = D.Normal(mu, torch.exp(0.5 * logvar))
-    z = q.sample((n_samples,))
-    return (q.log_prob(z).sum(-1) - log_prior(z)).mean(0)
-''', {KL_GRAD}),
-    ("E6", "exp(logvar) used as the standard deviation", '''
-def kl_mc(mu, logvar, log_prior, n_samples):
-    q = D.Normal(mu, torch.exp(logvar))
-    z = q.rsample((n_samples,))
-    return (q.log_prob(z).sum(-1) - log_prior(z)).mean(0)
-''', {KL_GAUSS, KL_GRAD, KL_MIX}),
-    ("E6", "log q − log p summed over the samples", '''
-def kl_mc(mu, logvar, log_prior, n_samples):
-    q = D.Normal(mu, torch.exp(0.5 * logvar))
-    z = q.rsample((n_samples,))
-    return (q.log_prob(z).sum(-1) - log_prior(z)).sum(0)
-''', {KL_GAUSS, KL_GRAD, KL_MIX}),
+    ("E6", "sample() instead of rsample()", mutated(E6_DISTRIBUTIONS, "q.rsample(", "q.sample("),
+     {KL_GRAD}),
+    ("E6", "exp(logvar) used as the standard deviation",
+     mutated(E6_DISTRIBUTIONS, "torch.exp(0.5 * logvar)", "torch.exp(logvar)"),
+     {KL_GAUSS, KL_GRAD, KL_MIX}),
+    ("E6", "log q − log p summed over the samples",
+     mutated(E6_DISTRIBUTIONS, "log_prior(z)).mean(0)", "log_prior(z)).sum(0)"),
+     {KL_GAUSS, KL_GRAD, KL_MIX}),
 ]
 
 

@@ -1,12 +1,15 @@
 """Checks of Part D: correct solutions in any style earn full marks, each trap loses its points."""
 
+from inspect import getsource
+
 import pytest
 
 from autograder.checks.compare import DTYPE_CHECK
 from autograder.contract import CONTRACT
 from autograder.reports.layout import plain_text
-from tests.checks.conftest import failed, score
+from tests.checks.conftest import failed, mutated, score
 from tests.checks.test_tamper import IN_PLACE
+from tests.reference.test_vq import _ema_without_smoothing
 
 FULL = {e.qid: e.points for e in CONTRACT if e.qid[0] == "D"}
 
@@ -118,30 +121,17 @@ def vq_losses(z_e, codebook, indices, beta=0.25):
     e = codebook[indices]
     return ((z_e.detach() - e) ** 2).sum(), beta * ((z_e - e.detach()) ** 2).sum()
 ''', {"codebook and commitment loss values"}),
-    ("D3", "no Laplace smoothing", '''
-def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1e-5):
-    K = cluster_size.shape[0]
-    onehot = F.one_hot(indices.reshape(-1), K).to(embed_sum.dtype)
-    N = decay * cluster_size + (1 - decay) * onehot.sum(0)
-    m = decay * embed_sum + (1 - decay) * onehot.T @ z_e.reshape(-1, z_e.shape[-1])
-    return m / N.clamp_min(eps)[:, None], N, m
-''', {"EMA update on a hand-computed example", "EMA update with empty clusters and leading dims"}),
+    ("D3", "no Laplace smoothing", getsource(_ema_without_smoothing) + "ema_codebook_update = _ema_without_smoothing\n", {"EMA update on a hand-computed example", "EMA update with empty clusters and leading dims"}),
     ("D3", "updates the running statistics in place", IN_PLACE + "ema_codebook_update = _update\n",
      {"inputs are not modified in place"}),
-    ("D3", "indices sorted in place", '''
-def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1e-5):
-    K, Dm = embed_sum.shape
+    ("D3", "indices sorted in place", mutated(ALTERNATIVES["D3"], """
+    flat, idx = z_e.reshape(-1, Dm), indices.reshape(-1)
+""", """
     flat = z_e.reshape(-1, Dm)
     order = indices.reshape(-1).argsort()
     flat, idx = flat[order], indices.view(-1).sort().values
     indices.view(-1)[:] = idx  # the caller's indices, rewritten
-    n = torch.bincount(idx, minlength=K).to(cluster_size.dtype)
-    s = torch.zeros_like(embed_sum).index_add(0, idx, flat.to(embed_sum.dtype))
-    N = cluster_size * decay + n * (1 - decay)
-    m = embed_sum * decay + s * (1 - decay)
-    total = N.sum()
-    return m / ((N + eps) / (total + K * eps) * total)[:, None], N, m
-''', {"inputs are not modified in place"}),
+"""), {"inputs are not modified in place"}),
 ]
 
 
@@ -178,18 +168,16 @@ def quantize(z_e, codebook):
     z_q[...] = z_e + (codebook[idx] - z_e).detach()
     return z_q, idx
 ''', {DTYPE_CHECK}),
-    ("D3", "a hard-coded float32 buffer for the counts", '''
-def ema_codebook_update(cluster_size, embed_sum, z_e, indices, decay=0.99, eps=1e-5):
-    K, Dm = embed_sum.shape
-    flat, idx = z_e.reshape(-1, Dm), indices.reshape(-1)
+    ("D3", "a hard-coded float32 buffer for the counts", mutated(ALTERNATIVES["D3"], """
+    n = torch.bincount(idx, minlength=K).to(cluster_size.dtype)
+    s = torch.zeros_like(embed_sum).index_add(0, idx, flat.to(embed_sum.dtype))
+    N = cluster_size * decay + n * (1 - decay)
+""", """
     counts = torch.zeros(K)
     counts.index_add_(0, idx, torch.ones(idx.shape[0]))
     s = torch.zeros_like(embed_sum).index_add(0, idx, flat)
     N = (cluster_size * decay + counts * (1 - decay)).float()
-    m = embed_sum * decay + s * (1 - decay)
-    total = N.sum()
-    return m / ((N + eps) / (total + K * eps) * total)[:, None], N, m
-''', {DTYPE_CHECK}),
+"""), {DTYPE_CHECK}),
 ]
 
 

@@ -20,7 +20,8 @@ def _run(out, students: dict[str, dict]) -> None:
         folder.mkdir()
         (folder / "results.json").write_text(json.dumps({
             "tests": [{"name": name, "score": score} for name, score in s.get("checks", {}).items()],
-            "extra_data": {"notebook": s.get("notebook", "n1"), "grader_version": s.get("version", "v1"), "seed": 0}}))
+            "extra_data": {"notebook": s.get("notebook", "n1"), "grader_version": s.get("version", "v1"), "seed": 0,
+                           **s.get("extra", {})}}))
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     (out / "gradebook.csv").write_text(buf.getvalue())
@@ -55,3 +56,15 @@ def test_results_json_says_which_notebook_and_seed_it_graded():
     graded = grade_notebook(b"not json", sandbox=None, seed=3)  # refused before any sandbox is needed
     extra = json.loads(render_results(graded))["extra_data"]
     assert extra["notebook"] == hashlib.sha256(b"not json").hexdigest() and extra["seed"] == 3
+
+
+def test_an_override_or_a_late_penalty_is_named_as_the_reason(tmp_path):
+    c4 = {"item": "C4", "score": 11, "max_score": 11, "autograded": 7, "by": "TA", "reason": "regrade"}
+    _run(tmp_path / "old", {"ada": {"total": "90"}, "bob": {"total": "80"}, "cy": {"total": "70", "extra": {"overrides": "junk"}}})
+    _run(tmp_path / "new", {"ada": {"total": "94", "extra": {"overrides": [c4]}},
+                            "bob": {"total": "72", "extra": {"lateness": {"penalty": 0.1}}},
+                            "cy": {"total": "71", "extra": {"overrides": [{"item": "=A1" * 40}]}}})
+    by = {(c.student, c.item): c for c in diff(tmp_path / "old", tmp_path / "new")}
+    assert by[("ada", "total")].why == "override C4"
+    assert by[("bob", "total")].why == "late penalty changed"
+    assert by[("cy", "total")].why == "override " + ("=A1" * 40)[:20]  # hostile items clipped, never a crash

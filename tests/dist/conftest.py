@@ -25,6 +25,13 @@ from autograder.verify import student_dist
 from tests.dist.helpers import clean_environ
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With pytest-xdist, the bundle tests share one process, so the session's bundle is built once."""
+    for item in items:
+        if "tests/dist/" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("dist"))
+
+
 @pytest.fixture(scope="session")
 def dist():
     """``student_template/dist.py``, the very module ``autograder verify`` uses."""

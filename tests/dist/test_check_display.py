@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from html.parser import HTMLParser
 
 import pytest
 
@@ -18,6 +17,7 @@ from autograder.checks import CheckResult
 from autograder.checks.framework import FailureRecord, Status
 from autograder.escape import printable
 from autograder.local import NOT_CONTRACT, NOT_DEFINED, WIDTH, PublicChecks, check
+from tests.html_page import parse_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)"></td></tr></table>&amp;\x1b[31m\u202e'
@@ -38,31 +38,9 @@ def _report() -> PublicChecks:
     ))
 
 
-class _Elements(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: set[str] = set()
-        self.attrs: set[str] = set()
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs) -> None:
-        self.tags.add(tag)
-        self.attrs |= {name for name, _ in attrs}
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def _parsed(html: str) -> _Elements:
-    page = _Elements()
-    page.feed(html)
-    page.close()
-    return page
-
-
 def test_the_html_table_holds_no_student_controlled_element():
-    page = _parsed(_report()._repr_html_())
-    assert page.tags <= OWN_TAGS and page.attrs <= OWN_ATTRS, (page.tags, page.attrs)
+    page = parse_html(_report()._repr_html_())
+    assert page.tag_names <= OWN_TAGS and page.attr_names <= OWN_ATTRS, (page.tag_names, page.attr_names)
     text = "".join(page.text)
     assert printable(HOSTILE) in text  # the student's text shows, as text
     for shown in ("gmvae_elbo(x=<script>", "e <script>", "g <script>", "hint: h <script>", "quantize is not defined"):

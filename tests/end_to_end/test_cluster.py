@@ -43,6 +43,7 @@ def small_class(tmp_path_factory):
     return subs, reference
 
 
+@pytest.mark.slow  # a cluster's start-up and a class graded twice: minutes
 def test_a_local_cluster_writes_the_same_bytes_as_a_pool(small_class, tmp_path):
     subs, reference = small_class
     outcomes = grade_class(subs, tmp_path, cluster=ClusterSpec(local_workers=2))

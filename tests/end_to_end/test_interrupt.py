@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "submissions"
 
 
@@ -34,6 +36,7 @@ def test_an_interrupt_during_start_up_exits_130_without_a_traceback(tmp_path):
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
 
 
+@pytest.mark.slow  # grades a class twice; and it counts student processes machine-wide, so it runs alone
 def test_an_interrupt_mid_run_keeps_what_is_done_and_a_rerun_resumes(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()

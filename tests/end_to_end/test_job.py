@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from autograder.contract import MAX_TOTAL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +38,7 @@ def test_usage_error_for_a_missing_submission(tmp_path):
     assert _job(tmp_path / "nothing.ipynb", tmp_path / "results").returncode == 2
 
 
+@pytest.mark.slow  # installs the zip into a fresh venv
 def test_the_gradescope_zip_installs_and_grades_the_solution_to_full_marks(tmp_path):
     archive = build(tmp_path / "autograder.zip")
     with zipfile.ZipFile(archive) as z:

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "submissions"
 
 
+@pytest.mark.slow  # grades a notebook in a subprocess
 def test_grade_leaves_the_current_folder_untouched(tmp_path):
     subs, out, cwd, cache = (tmp_path / n for n in ("subs", "out", "cwd", "cache"))
     for folder in (subs, cwd):

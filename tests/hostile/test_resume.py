@@ -40,6 +40,7 @@ def _results(out: Path) -> dict[str, tuple[bytes, int]]:
     return {p.parent.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.glob("*/results.json")}
 
 
+@pytest.mark.slow  # kills and restarts a class run; the quick resume test is in tests/reports/test_cli_grade.py
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()

@@ -206,10 +206,10 @@ def test_an_exception_outside_the_checks_is_the_submissions_status(monkeypatch):
 def test_a_report_that_cannot_be_rendered_costs_only_that_student(tmp_path, monkeypatch):
     real = runner.render_feedback
 
-    def fragile(student, graded):
+    def fragile(student, graded, *more):
         if student == "fragile":
             raise UnicodeEncodeError("utf-8", "x", 0, 1, "a renderer bug")
-        return real(student, graded)
+        return real(student, graded, *more)
 
     monkeypatch.setattr(runner, "render_feedback", fragile)
     graded = grading.Graded("k", "ok", {"A1": 1.0}, (), (), True)

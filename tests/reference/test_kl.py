@@ -56,6 +56,13 @@ def _assert_z(name: str, estimate: float, expected: float, standard_error: float
     )
 
 
+def _assert_value_and_gradients(names, loss, params, expected, errors) -> None:
+    """``loss`` and its gradients w.r.t. ``params`` are each within ``Z_TOL`` standard errors of ``expected``."""
+    grads = torch.autograd.grad(loss, params)
+    for name, got, want, se in zip(names, [loss, *grads], expected, errors, strict=True):
+        _assert_z(name, got.item(), want, se)
+
+
 def _params(loc: float, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     return (torch.tensor(loc, dtype=F64, requires_grad=True), torch.tensor(scale, dtype=F64, requires_grad=True))
 
@@ -110,11 +117,8 @@ def test_a2_estimates_cross_entropy_and_its_gradient(mp, sp, mq, sq):
     loc, scale = _params(mq, sq)
     x = Normal(torch.tensor(mp, dtype=F64), torch.tensor(sp, dtype=F64)).sample((N_MC,))
     loss = forward_kl_loss(Normal(loc, scale), x)
-    grads = torch.autograd.grad(loss, (loc, scale))
-    expected = _cross_entropy_gaussians(mp, sp, mq, sq)
-    errors = _forward_standard_errors(mp, sp, mq, sq, N_MC)
-    for name, got, want, se in zip(["H(p, q)", "dH/dloc", "dH/dscale"], [loss, *grads], expected, errors):
-        _assert_z(name, got.item(), want, se)
+    _assert_value_and_gradients(["H(p, q)", "dH/dloc", "dH/dscale"], loss, (loc, scale),
+                                _cross_entropy_gaussians(mp, sp, mq, sq), _forward_standard_errors(mp, sp, mq, sq, N_MC))
 
 
 def test_a2_gradcheck():
@@ -189,12 +193,10 @@ def test_a3_estimates_reverse_kl_minus_log_z_and_its_gradient(mp, sp, mq, sq):
     torch.manual_seed(3)
     loc, scale = _params(mq, sq)
     loss = reverse_kl_loss(Normal(loc, scale), _unnormalised_log_normal(mp, sp), N_MC)
-    grads = torch.autograd.grad(loss, (loc, scale))
     kl, *kl_grads = _reverse_kl_gaussians(mq, sq, mp, sp)
     expected = [kl - math.log(sp * math.sqrt(2 * math.pi)), *kl_grads]
-    errors = _reverse_standard_errors(mq, sq, mp, sp, N_MC)
-    for name, got, want, se in zip(["KL - log Z", "dKL/dloc", "dKL/dscale"], [loss, *grads], expected, errors):
-        _assert_z(name, got.item(), want, se)
+    _assert_value_and_gradients(["KL - log Z", "dKL/dloc", "dKL/dscale"], loss, (loc, scale),
+                                expected, _reverse_standard_errors(mq, sq, mp, sp, N_MC))
 
 
 class _DetachedNormal(Normal):
@@ -310,11 +312,8 @@ def test_a4_estimates_cross_entropy_and_its_gradient(mp, sp, mq, sq):
     torch.manual_seed(6)
     loc, scale = _params(mq, sq)
     loss = forward_kl_loss_is(Normal(loc, scale), _unnormalised_log_normal(mp, sp), N_MC)
-    grads = torch.autograd.grad(loss, (loc, scale))
-    expected = _cross_entropy_gaussians(mp, sp, mq, sq)
-    errors = _is_standard_errors(mp, sp, mq, sq, N_MC)
-    for name, got, want, se in zip(["H(p, q)", "dH/dloc", "dH/dscale"], [loss, *grads], expected, errors):
-        _assert_z(name, got.item(), want, se)
+    _assert_value_and_gradients(["H(p, q)", "dH/dloc", "dH/dscale"], loss, (loc, scale),
+                                _cross_entropy_gaussians(mp, sp, mq, sq), _is_standard_errors(mp, sp, mq, sq, N_MC))
 
 
 # A4 has no gradcheck by design: the contract holds x and w constant, so its gradient is

@@ -8,6 +8,7 @@ kept across a re-render, and hostile student names rendered inert.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -31,30 +32,11 @@ from autograder.reports import class_plots
 from autograder.reports.class_report import RunInfo, render_class_report, this_run
 from autograder.reports.amendments import LateNote
 from autograder.runner import write_reports
+from tests.html_page import Page, parse_html
 
 RUN = RunInfo("namespaces", "9.9.9+test", "2026-12-01 12:00 UTC (when the submissions folder last changed)")
 HOSTILE_NAME = '<script>alert("x")</script>" onmouseover=\'alert(1)\'\u202eevil\nline two'
 SIMILARITY = "<h2>Similar code</h2><p>planted section</p>"
-
-
-class _Page(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def _parsed(page: str) -> _Page:
-    parsed = _Page()
-    parsed.feed(page)
-    parsed.close()
-    return parsed
 
 
 class _Table(HTMLParser):
@@ -80,8 +62,8 @@ def _rows(page: str, title: str) -> list[list[str]]:
     return [[cell.strip() for cell in row] for row in table.rows]
 
 
-def _section(page: str, title: str) -> _Page:
-    return _parsed(page.split(f"<h2>{title}</h2>")[1].split("<h2>")[0])
+def _section(page: str, title: str) -> Page:
+    return parse_html(page.split(f"<h2>{title}</h2>")[1].split("<h2>")[0])
 
 
 def _graded(failing: tuple[tuple[str, int], ...], seed: int = 3) -> Graded:
@@ -151,12 +133,10 @@ def test_failing_checks_name_the_students_they_hit(out, no_plots):
 
 def test_a_hostile_student_name_renders_inert(out, no_plots):
     page = render_class_report(out, run=RUN)
-    parsed = _parsed(page)
-    tags = {tag for tag, _ in parsed.tags}
-    assert tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code", "img", "table", "tr",
-                    "th", "td", "a"}, tags
-    attrs = {name for _, a in parsed.tags for name in a}
-    assert attrs <= {"lang", "charset", "alt", "src", "href", "class", "colspan"}, attrs
+    parsed = parse_html(page)
+    assert parsed.tag_names <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code", "img",
+                                "table", "tr", "th", "td", "a"}, parsed.tag_names
+    assert parsed.attr_names <= {"lang", "charset", "alt", "src", "href", "class", "colspan"}, parsed.attr_names
     assert "\u202e" not in page and "<script>" not in page and "\nline two" not in page
     assert printable(HOSTILE_NAME) in "".join(parsed.text)  # shown, as text, with its controls escaped
 
@@ -276,7 +256,7 @@ def test_the_report_renders_in_chromium_and_runs_nothing_a_student_wrote(full_pa
     assert pixels.shape[:2] == (2400, 1200) and 0.03 < inked < 0.6, inked  # text, tables and plots; not blank
     dom = _chromium("--dump-dom", full_page.as_uri()).stdout.decode()
     assert "<title>Class report</title>" in dom and "pwned</title>" not in dom  # no script or handler ran
-    elements = _parsed(dom).tags
+    elements = parse_html(dom).tags
     assert "script" not in {tag for tag, _ in elements} and [tag for tag, _ in elements].count("img") == 2
     assert not [name for _, attrs in elements for name in attrs if name.startswith("on")]
 
@@ -315,3 +295,16 @@ def test_the_runs_date_is_the_submissions_folders_not_the_clock_nor_a_students(t
     assert run == RunInfo("rlimits", torch.__version__, "2025-12-01 12:00 UTC (when the submissions folder last changed)")
     assert this_run(subs) == run  # a rerun of the same folder: the same report
     assert this_run(tmp_path / "missing").date == "not recorded"
+
+
+def test_timing_splits_each_grade_into_the_students_cpu_and_the_graders_own_cost(tmp_path):
+    from autograder.reports.class_report import render_timing
+
+    runs = {"ada": {"seconds": 5.5, "student_seconds": 3.0}, "bob": {"seconds": 2.0},
+            "cy": {"seconds": 1.0, "student_seconds": "lots"}, "dee": "not a record"}
+    for student, run in runs.items():
+        (tmp_path / student).mkdir()
+        (tmp_path / student / "run.json").write_text(json.dumps(run))
+    lines = render_timing(tmp_path, {s: tmp_path / s for s in runs}).splitlines()
+    assert lines == ["student,seconds,student_cpu_seconds,grader_seconds", "ada,5.500,3.000,2.500",
+                     "bob,2.000,,", "cy,1.000,,", "dee,0.000,,"]

@@ -177,4 +177,4 @@ def test_the_class_report_lists_statuses_and_failures_and_keeps_timings_apart(gr
     assert "img" in parsed.tags and "data:image/png;base64," in page
     assert "seconds" not in text  # nothing timed: the same class gives the same report however it was graded
     timing = render_timing(out, {"alice": out / "alice", "bob": out / "bob"})
-    assert timing.splitlines()[0] == "student,seconds" and {r.split(",")[0] for r in timing.splitlines()[1:]} == {"alice", "bob"}
+    assert timing.splitlines()[0] == "student,seconds,student_cpu_seconds,grader_seconds" and {r.split(",")[0] for r in timing.splitlines()[1:]} == {"alice", "bob"}
