@@ -24,7 +24,7 @@ from autograder.contract import BY_ID, QUESTION_IDS
 from autograder.notebook import CodeCell, NotebookError, defined_names, read_notebook
 from autograder.sandbox.errors import StudentProcessError
 from autograder.sandbox.process import Sandbox
-from autograder.sandbox.session import CellRun, StudentSession
+from autograder.sandbox.session import CellRun, CellStatus, StudentSession
 from autograder.scoring import question_scores
 
 
@@ -116,7 +116,7 @@ def _grader_error_result(check: Check, exc: Exception) -> CheckResult:
 
 def _missing_reason(kind: str, name: str, cells: tuple[CellRun, ...], sources: tuple[CodeCell, ...]) -> str:
     """Why ``name`` is not usable; blames the cell that should have defined it when that cell failed."""
-    broken = [c for c in cells if c.status != "ok"]
+    broken = [c for c in cells if c.status != CellStatus.OK]
     if broken:
         definers = {c.index for c in sources if name in defined_names(c.source)}
         broken = [c for c in broken if c.index in definers] or broken
@@ -149,16 +149,17 @@ def _status(cells: tuple[CellRun, ...], checks: tuple[CheckResult, ...]) -> str:
     for result in checks:
         if result.status == Status.GRADER_ERROR:
             return result.failure.summary
-    for wanted in (("timeout", "crash", "broken", "skipped"), ("error",)):
+    stopped = (CellStatus.TIMEOUT, CellStatus.CRASH, CellStatus.BROKEN, CellStatus.SKIPPED)
+    for wanted in (stopped, (CellStatus.ERROR,)):
         for cell in cells:
             if cell.status in wanted:
-                verb = {"error": "raised", "timeout": "", "crash": "", "broken": "", "skipped": ""}[cell.status]
-                return one_line(f"code cell {cell.index + 1} {verb + ' ' if verb else ''}{cell.error}")
-        if wanted[0] == "timeout":
+                verb = "raised " if cell.status == CellStatus.ERROR else ""
+                return one_line(f"code cell {cell.index + 1} {verb}{cell.error}")
+        if wanted is stopped:
             for result in checks:
-                if result.status in ("timeout", "crash"):
+                if result.status in (Status.TIMEOUT, Status.CRASH):
                     return one_line(f"{result.qid} {BY_ID[result.qid].name}: {result.failure.got}")
-                if result.status == "skipped" and _UNREADABLE in result.failure.summary:
+                if result.status == Status.SKIPPED and _UNREADABLE in result.failure.summary:
                     return one_line(f"{result.qid} {result.failure.summary}")
     return "ok"
 
@@ -228,7 +229,7 @@ def _grade_question(session: StudentSession, checks: tuple[Check, ...], seed: in
             errors.append(traceback.format_exc())
             result = _grader_error_result(check, exc)
         results.append(result)
-        if result.status in ("timeout", "crash"):
+        if result.status in (Status.TIMEOUT, Status.CRASH):
             stop = f"not run: an earlier check of {check.qid} ended with a {result.status}"
     return tuple(results)
 

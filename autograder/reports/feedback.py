@@ -18,6 +18,7 @@ from autograder.escape import md_code, md_text
 from autograder.grading import Graded, carried_note
 from autograder.reports.amendments import NONE, Amendments
 from autograder.reports.layout import FIT_LIMITS, plain_text, reason
+from autograder.sandbox.session import CellStatus
 
 MAX_FEEDBACK_BYTES = 256 * 1024
 MAX_CELL_NOTES = 50
@@ -31,16 +32,18 @@ HEADER = """# Feedback for {student}
 |---|---|---:|---:|
 """
 
-_LABEL = {"ok": "ran", "error": "raised", "timeout": "", "crash": "", "broken": "", "skipped": "was not run:"}
+#: how a cell that ended so is told; a timeout, crash or broken protocol is said by its error text alone
+_LABEL = {CellStatus.OK: "ran", CellStatus.ERROR: "raised", CellStatus.SKIPPED: "was not run:"}
 
 
 def _notes(graded: Graded) -> list[str]:
-    notes = [c for c in graded.cells if c.status != "ok" or c.note]
+    notes = [c for c in graded.cells if c.status != CellStatus.OK or c.note]
     out = []
     for c in notes[:MAX_CELL_NOTES]:
-        what = (c.error or "") if c.status != "ok" else ""
+        what = (c.error or "") if c.status != CellStatus.OK else ""
         note = f" ({c.note})" if c.note else ""
-        out.append(f"- {md_text(f'code cell {c.index + 1} {_LABEL.get(c.status, c.status)} {what}{note}')}\n")
+        label = _LABEL.get(c.status, "")
+        out.append(f"- {md_text(f'code cell {c.index + 1} {label} {what}{note}')}\n")
     if len(notes) > MAX_CELL_NOTES:
         out.append(f"- … and {len(notes) - MAX_CELL_NOTES} more cells with an error or a note\n")
     return out

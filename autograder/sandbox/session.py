@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import bisect
+import enum
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -36,12 +37,23 @@ SNAPSHOT_SECONDS = 2.0  # cell time after which the worker's state is kept in a 
 SNAPSHOT_COST_SHARE = 0.05  # ...or longer, so that snapshots cost at most this share of the cells' time
 
 
+class CellStatus(enum.StrEnum):
+    """How a code cell ended."""
+
+    OK = "ok"
+    ERROR = "error"  # raised: its effects up to the exception stay
+    TIMEOUT = "timeout"
+    CRASH = "crash"  # the student process died
+    BROKEN = "broken"  # the process broke the protocol
+    SKIPPED = "skipped"  # not run: the submission's budget was spent
+
+
 @dataclass(frozen=True)
 class CellRun:
-    """How a cell ran: ``status`` is ok, error, timeout, crash or broken."""
+    """How a cell ran."""
 
     index: int
-    status: str
+    status: CellStatus
     error: str | None
     output: str
     note: str | None
@@ -236,15 +248,15 @@ class StudentSession(Session):
     def _load(self, cell: CodeCell) -> None:
         """Run ``cell`` for the first time and record how it ran."""
         if not cell.source.strip():
-            self.runs[cell.index] = CellRun(cell.index, "ok", None, "", cell.note)
+            self.runs[cell.index] = CellRun(cell.index, CellStatus.OK, None, "", cell.note)
             return
         process = self._worker()
         if process is None:
-            self.runs[cell.index] = CellRun(cell.index, "skipped", self._dead and self._dead.reason, "", cell.note)
+            self.runs[cell.index] = CellRun(cell.index, CellStatus.SKIPPED, self._dead and self._dead.reason, "", cell.note)
             return
         run = self._run(process, cell)
         self.runs[cell.index] = run
-        if run.status in ("ok", "error"):
+        if run.status in (CellStatus.OK, CellStatus.ERROR):
             self._kept.append(cell)
             self._freeze(len(self._kept))
 
@@ -256,15 +268,15 @@ class StudentSession(Session):
         try:
             reply = self._measured(process, request, self.limits.cell_seconds, what)
         except BudgetSpent as exc:
-            return CellRun(cell.index, "skipped", exc.reason, "", cell.note)
+            return CellRun(cell.index, CellStatus.SKIPPED, exc.reason, "", cell.note)
         except StudentProcessError as exc:
-            status = {StudentTimeout: "timeout", StudentCrashed: "crash"}.get(type(exc), "broken")
+            status = {StudentTimeout: CellStatus.TIMEOUT, StudentCrashed: CellStatus.CRASH}.get(type(exc), CellStatus.BROKEN)
             self._process = None
             return CellRun(cell.index, status, exc.reason, "", cell.note)
         finally:
             self._unfrozen_seconds += time.monotonic() - start
-        status = "ok" if reply.get("ok") is True else "error"
-        text = None if status == "ok" else _error_text(reply.get("error"))
+        status = CellStatus.OK if reply.get("ok") is True else CellStatus.ERROR
+        text = None if status == CellStatus.OK else _error_text(reply.get("error"))
         return CellRun(cell.index, status, text, str(reply.get("output", ""))[:10_000], cell.note)
 
     def _freeze(self, held: int, force: bool = False) -> None:
@@ -340,7 +352,7 @@ class StudentSession(Session):
         while i < len(self._kept) and self._process is not None:
             cell = self._kept[i]
             run = self._run(self._process, cell)
-            if run.status in ("ok", "error"):
+            if run.status in (CellStatus.OK, CellStatus.ERROR):
                 i += 1
                 self._freeze(i)
                 continue
