@@ -19,6 +19,7 @@ import argparse
 import importlib
 import signal
 import sys
+import threading
 import traceback
 
 from rich.console import Console
@@ -56,9 +57,11 @@ def main(argv: list[str] | None = None, names: tuple[str, ...] = tuple(COMMANDS)
     console = Console(stderr=False, highlight=False)
     try:
         try:
-            args = _parser(names).parse_args(argv)
+            args = _parser(names).parse_args(argv)  # imports every command's modules (torch included)
         except SystemExit as exc:
             return ExitCode.USAGE if exc.code else ExitCode.OK
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # from here a Ctrl-C is handled, saved, 130
         return int(_modules((args.command,))[args.command].run(args, console))
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, _second_interrupt_exits_at_once)
