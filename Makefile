@@ -11,7 +11,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 SUBMISSIONS ?= examples/submissions
 OUT    ?= grades
 
-.PHONY: install test test-all grade grade-dask notebooks bench bench-scaling student-dist verify review figures clean
+.PHONY: install test test-all grade grade-dask notebooks bench bench-checks bench-scaling student-dist verify review figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ notebooks: install  ## rebuild the template and the solution notebook from their
 
 bench: install  ## grade-time vs nbconvert --execute time, side by side
 	$(PY) bench/grade_vs_execute.py
+
+bench-checks: install  ## what grading one notebook costs, check by check (NOTEBOOK=… to choose; default the solution)
+	$(PY) bench/check_costs.py $(NOTEBOOK)
 
 bench-scaling: install  ## throughput of -j 1, -j 2, --cluster local:1 and local:2 on one class of 200 notebooks
 	$(PY) bench/scaling.py

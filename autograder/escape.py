@@ -67,10 +67,11 @@ def _unsafe(ch: str) -> bool:
     return ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ch == "\ufeff"
 
 
-def printable(text: str, keep_newlines: bool = False) -> str:
-    """``text`` with every control character, escape sequence start and bidi override shown escaped."""
+def printable(text: str, keep_newlines: bool = False, keep: str = "") -> str:
+    """``text`` with every control character, escape sequence start and bidi override shown escaped
+    (but newlines with ``keep_newlines``, and the characters of ``keep``)."""
     text = clip(text, len(text)) if isinstance(text, str) else clip(str(text))
-    keep = "\n" if keep_newlines else ""
+    keep += "\n" if keep_newlines else ""
     return "".join(_escaped(ch) if _unsafe(ch) and ch not in keep else ch for ch in text)
 
 

@@ -12,6 +12,7 @@ reported is the one hypothesis shrank it to, replayed.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -23,9 +24,10 @@ import torch
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 
+from autograder.checks import drawn
 from autograder.checks.oracle import Grads, Oracle
 from autograder.checks.records import FailureRecord, Status
-from autograder.checks.tape import default_oracle
+from autograder.checks.tape import TapeOracle, default_oracle
 from autograder.checks.show import show, show_call
 from autograder.contract import BY_ID
 from autograder.sandbox.errors import (
@@ -214,16 +216,36 @@ class Context:
         )
 
 
+_BODIES = itertools.count()
+
+
 def for_all(strategy: st.SearchStrategy[Any], max_examples: int = 25) -> Callable[[Callable[[Context, Any], None]], Callable[[Context], None]]:
-    """Turn ``body(ctx, example)`` into a check body run on hypothesis-drawn examples."""
+    """Turn ``body(ctx, example)`` into a check body run on hypothesis-drawn examples.
+
+    The body may run outside hypothesis, on an example kept from an earlier run (``checks.drawn``): it must
+    not use hypothesis's per-example functions (``assume``, ``note``, ``event``, ``target``).
+    """
 
     def wrap(fn: Callable[[Context, Any], None]) -> Callable[[Context], None]:
+        token = next(_BODIES)  # this body's trees of runs (``checks.drawn``) are keyed by it, the check and the seed
+
         def body(ctx: Context) -> None:
             recorded = ctx.truth.recorded_examples()
             if recorded is not None:  # student bundle: the recorded examples, in order
                 for example in recorded:
                     ctx.truth.begin_example(example)
                     fn(ctx, example)
+                return
+            tape = isinstance(ctx.truth, TapeOracle)  # recording a tape: every example through hypothesis
+            replay = drawn.Replay(drawn.Record(usable=False) if tape
+                                  else drawn.record((token, ctx.check.qid, ctx.check.name, ctx.seed)))
+
+            def one(example: Any) -> None:
+                ctx.truth.begin_example(example)
+                fn(ctx, example)
+
+            ctx.shrunk = True
+            if replay.walk(one):
                 return
 
             @hypothesis.seed(ctx.seed)
@@ -240,11 +262,14 @@ def for_all(strategy: st.SearchStrategy[Any], max_examples: int = 25) -> Callabl
             )
             @given(strategy)
             def prop(example: Any) -> None:
-                ctx.truth.begin_example(example)
-                fn(ctx, example)
+                replay.example(example, lambda: one(example))
 
-            ctx.shrunk = True
-            prop()
+            try:
+                prop()
+            except BaseException as exc:
+                replay.ended(exc)
+                raise
+            replay.ended(None)
 
         body.__name__ = fn.__name__
         return body

@@ -56,7 +56,7 @@ _KL_MISTAKES = (
 # -- strategies ----------------------------------------------------------------
 
 
-@st.composite
+@S.composite
 def _raws(draw, dtype=None, batch=None):
     """``raw (*B, d, d)`` in halves of [−4, 4], at least one batch dimension unless ``batch`` is given."""
     dtype = dtype or draw(S.DTYPES)
@@ -65,7 +65,7 @@ def _raws(draw, dtype=None, batch=None):
     return draw(S.halves((*batch, d, d), -4, 4, dtype))
 
 
-@st.composite
+@S.composite
 def _gaussians(draw, n_vectors: int, dtype=None, batch=None):
     """``(L, vectors)``: a factor ``(*B, d, d)`` and ``n_vectors`` halves ``(*B, d)``, all with one batch shape
     (at least one batch dimension unless ``batch`` is given)."""
@@ -76,7 +76,7 @@ def _gaussians(draw, n_vectors: int, dtype=None, batch=None):
     return L, [draw(S.halves((*batch, d), -3, 3, dtype)) for _ in range(n_vectors)]
 
 
-@st.composite
+@S.composite
 def _broadcasting(draw, n_vectors: int):
     """Like ``_gaussians``, but one argument has the batch ``(a, b)`` and the others ``(b,)``, ``(a, 1)`` or ``(1, b)``.
 

@@ -71,7 +71,7 @@ def _example(dtype: torch.dtype, **values: list) -> dict[str, torch.Tensor]:
 # -- C1 gmvae_responsibilities ------------------------------------------------------------------
 
 
-@st.composite
+@S.composite
 def _mixture(draw, k: int, j: int, dtype: torch.dtype, same_means: bool = False):
     """``(log_pi (K,), mu_c (K, J), logvar_c (K, J))``: normalised weights, halves."""
     log_pi = draw(S.simplex((k,))).log().to(dtype)
@@ -83,7 +83,7 @@ def _mixture(draw, k: int, j: int, dtype: torch.dtype, same_means: bool = False)
     return log_pi, mu_c, logvar_c
 
 
-@st.composite
+@S.composite
 def _resp_inputs(draw, dtype=None, far: bool = False, same_means: bool = False):
     """``(z (B, J), log_pi, mu_c, logvar_c)``; ``far``: every coordinate of z is ±300 or ±1000."""
     dtype = dtype or draw(S.DTYPES)
@@ -184,7 +184,7 @@ def _lemma_args(shapes: list[tuple[int, ...]], draw, dtype) -> dict[str, torch.T
     return {n: draw(S.halves(s, *bounds[n], dtype)) for n, s in zip(C2_NAMES, shapes)}
 
 
-@st.composite
+@S.composite
 def _lemma_inputs(draw, dtype=None, batch=None):
     """Four tensors of one shape ``(*B, J)``, at least one batch dimension unless ``batch`` is given."""
     dtype = dtype or draw(S.DTYPES)
@@ -192,7 +192,7 @@ def _lemma_inputs(draw, dtype=None, batch=None):
     return _lemma_args([shape] * 4, draw, dtype)
 
 
-@st.composite
+@S.composite
 def _broadcast_inputs(draw):
     """Four tensors ``(*B_i, J)`` whose leading dims broadcast without being all equal."""
     dtype = draw(S.DTYPES)

@@ -37,7 +37,7 @@ def _elsewhere(where: str) -> str:
     return f'the ELBO is wrong on ordinary inputs too ({where}; see the check "ELBO values with one sample")'
 
 
-@st.composite
+@S.composite
 def _elbo_inputs(draw, dtype=None, n_samples=(1, 1), extreme: bool = False, zero_gamma: bool = False):
     """Arguments of ``gmvae_elbo`` by name: ``x (B, D)`` in {0, 1}, ``x_logits (L, B, D)``, …, ``gamma`` rows on the simplex."""
     dtype = dtype or draw(S.DTYPES)

@@ -87,7 +87,7 @@ def _scenario_3(ctx: Context) -> None:
 # ---------------------------------------------------------------- A2
 
 
-@st.composite
+@S.composite
 def _forward_inputs(draw, kinds: tuple[str, ...], dtype: torch.dtype | None = None):
     """``(kind, params, x_p)``: a builders kind of q with batch shape (), and ``x_p (N, *event)`` in halves."""
     dtype = dtype or draw(S.DTYPES)

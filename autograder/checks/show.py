@@ -67,10 +67,13 @@ def show(value: Any, limit: int = MAX_ELEMENTS, _depth: int = 0) -> str:
 
 
 def _nested(t: torch.Tensor) -> str:
-    if t.dim() == 0:
-        v = t.item()
-        return _number(v) if isinstance(v, float) else str(v)
-    return "[" + ", ".join(_nested(row) for row in t) + "]"
+    return _listed(t.tolist())  # one conversion: iterating a tensor row by row cost more than the text
+
+
+def _listed(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(_listed(row) for row in v) + "]"
+    return _number(v) if isinstance(v, float) else str(v)
 
 
 def _tensor(t: torch.Tensor, limit: int) -> str:

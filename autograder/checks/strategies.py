@@ -6,7 +6,10 @@ are exact in float32 and float64 alike, and a shrunk input reads well.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from hypothesis import strategies as st
@@ -14,12 +17,34 @@ from hypothesis import strategies as st
 DTYPES = st.sampled_from([torch.float32, torch.float64])
 
 
+def composite(fn: Callable[..., Any]) -> Callable[..., st.SearchStrategy[Any]]:
+    """``st.composite``, with one strategy object per distinct arguments.
+
+    Hypothesis validates a strategy and computes its label and properties the
+    first time each object is drawn from; a composite built anew inside every
+    draw paid that on every example. The cached object draws exactly as a new
+    one would (same definition, arguments and label). Unhashable arguments get
+    a new object.
+    """
+    build = st.composite(fn)
+    cached = functools.lru_cache(maxsize=4096)(build)
+
+    @functools.wraps(fn)
+    def strategy(*args: Any, **kwargs: Any) -> st.SearchStrategy[Any]:
+        try:
+            return cached(*args, **kwargs)
+        except TypeError:  # an unhashable argument
+            return build(*args, **kwargs)
+
+    return strategy
+
+
 def batch_shapes(max_dims: int = 2, max_side: int = 3, min_dims: int = 0) -> st.SearchStrategy[tuple[int, ...]]:
     """Leading batch shapes ``(*B)``, the empty shape included when ``min_dims`` is 0."""
     return st.lists(st.integers(1, max_side), min_size=min_dims, max_size=max_dims).map(tuple)
 
 
-@st.composite
+@composite
 def halves(draw, shape: tuple[int, ...], lo: float, hi: float, dtype: torch.dtype = torch.float64, step: float = 0.5) -> torch.Tensor:
     """A tensor of ``shape`` with entries in ``{lo, lo + step, …, hi}``."""
     n = math.prod(shape)
@@ -28,7 +53,7 @@ def halves(draw, shape: tuple[int, ...], lo: float, hi: float, dtype: torch.dtyp
     return (lo + step * torch.tensor(ints, dtype=torch.float64)).reshape(shape).to(dtype)
 
 
-@st.composite
+@composite
 def scale_trils(draw, batch: tuple[int, ...], d: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Lower-triangular ``(*B, d, d)`` with off-diagonals in halves and diagonal in {0.5, …, 2}."""
     off = draw(halves((*batch, d, d), -2, 2, torch.float64))
@@ -36,7 +61,7 @@ def scale_trils(draw, batch: tuple[int, ...], d: int, dtype: torch.dtype = torch
     return (torch.tril(off, -1) + torch.diag_embed(diag)).to(dtype)
 
 
-@st.composite
+@composite
 def simplex(draw, shape: tuple[int, ...], dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Probability vectors along the last dim of ``shape``, proportional to integers 1…8."""
     w = draw(halves(shape, 1, 8, torch.float64, step=1))
@@ -61,7 +86,7 @@ def well_posed_log_density(z: torch.Tensor, mu: torch.Tensor, L: torch.Tensor, r
     return bool((2.0**-53 * spread <= rtol * value + atol * value.max().clamp(min=1.0)).all())
 
 
-@st.composite
+@composite
 def ill_conditioned_gaussians(draw):
     """``(z, mu, L)`` in float64, ``d`` 3…5, ``L`` with diagonal 2^k down to 1.2e-4 and off-diagonals in [−2, 2].
 

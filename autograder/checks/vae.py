@@ -51,7 +51,7 @@ def _images(ctx: Context, got, n: int, h: int, w: int, k: int) -> torch.Tensor:
     return got
 
 
-@st.composite
+@S.composite
 def _layout_decoders(draw):
     """A decoder whose bias makes one class per pixel certain (margin 40 over |Wz|), plus its target image."""
     dtype = draw(S.DTYPES)
@@ -158,7 +158,7 @@ def _sample_prior(ctx: Context) -> None:
 # -- E5 vae_losses ----------------------------------------------------------------
 
 
-@st.composite
+@S.composite
 def _loss_inputs(draw, logit_lo=-4.0, logit_hi=4.0, logit_step=0.5):
     dtype = draw(S.DTYPES)
     n, k, h, w, j = (draw(st.integers(1, 3)), draw(st.integers(2, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3)),
@@ -251,7 +251,7 @@ def _losses_stable(ctx: Context, example) -> None:
 KL_SAMPLES, KL_EXAMPLES = 10_000, 8
 
 
-@st.composite
+@S.composite
 def _kl_inputs(draw, dtype=None):
     """``(mu, logvar) (B, J)`` and a one-component prior N(m, diag exp(lv)) (its KL has a closed form)."""
     dtype = dtype or draw(S.DTYPES)

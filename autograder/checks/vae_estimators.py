@@ -33,7 +33,7 @@ from autograder.sandbox.runtime.wire import Fn, Leaf
 # -- the linear-Gaussian model (E2, E3, E4) --------------------------------------
 
 
-@st.composite
+@S.composite
 def _models(draw, dtype=None, orthogonal=False, log_scales=(0.0, 0.5), max_j=3):
     """``(x (B, D), W (D, J), b (D,), log_scale)``; W with orthogonal columns (one nonzero each) if asked."""
     dtype = dtype or draw(S.DTYPES)
@@ -90,7 +90,7 @@ def _mc_value(ctx: Context, example) -> None:
                    x.dtype)
 
 
-@st.composite
+@S.composite
 def _tiny_likelihoods(draw):
     """W = 0 and s = e⁻⁶ with x − b ≠ 0 in its first coordinate: every log p(x|z) ≈ −2·10⁴ or below."""
     dtype = draw(S.DTYPES)
@@ -196,7 +196,7 @@ def _proposal_weight_moments(m, v, mu, u) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.expm1(log_e_w2), log_sup.exp()
 
 
-@st.composite
+@S.composite
 def _wide_proposals(draw):
     """An exact-posterior model and a proposal with variance ×1.5 or ×2 and mean shifted by ≤ ½ posterior sd."""
     x, W, b, log_scale = draw(_models(orthogonal=True, log_scales=(-0.5, 0.0, 0.5)))
@@ -238,7 +238,7 @@ def _is_statistical(ctx: Context, example) -> None:
                    x.dtype, "weights")
 
 
-@st.composite
+@S.composite
 def _tiny_posteriors(draw):
     """Exact posterior, s = e⁻⁶, x − b off range(W) by ≥ ½: every log weight = log p(x) < −10⁴."""
     dtype = draw(S.DTYPES)
@@ -268,7 +268,7 @@ def _is_stable(ctx: Context, example) -> None:
 # -- E4 elbo ----------------------------------------------------------------------
 
 
-@st.composite
+@S.composite
 def _encoders(draw, x: torch.Tensor, j: int) -> Fn:
     d = x.shape[1]
     return Fn("gaussian_encoder", {
@@ -276,7 +276,7 @@ def _encoders(draw, x: torch.Tensor, j: int) -> Fn:
         "logvar_weight": draw(S.halves((j, d), -0.5, 0.5, x.dtype)), "logvar_bias": draw(S.halves((j,), -1, 1, x.dtype))})
 
 
-@st.composite
+@S.composite
 def _elbo_inputs(draw, zero_weight=False, dtype=None, batch=None):
     x, W, b, log_scale = draw(_models(dtype=dtype))
     if batch is not None:

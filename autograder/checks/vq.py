@@ -14,7 +14,7 @@ from autograder.checks.registry import check
 from autograder.sandbox.runtime.wire import Leaf
 
 
-@st.composite
+@S.composite
 def _vq_inputs(draw, dtype=None, batch=None):
     """``z_e (*B, D)`` in halves (at least one batch dimension unless ``batch`` is given), ``codebook (K, D)``
     in small integers (exact distances and ties)."""
@@ -111,7 +111,7 @@ check("D1", DTYPE_CHECK, points=0.5, public=True, kind="value", hint=DTYPE_HINT)
     ("z_q", "indices"), longs=frozenset({1})))
 
 
-@st.composite
+@S.composite
 def _losses_inputs(draw, dtype=None, batch=None):
     """``z_e``, ``codebook`` and ``beta``; the indices are the nearest codes' (``_with_indices``)."""
     z_e, codebook = draw(_vq_inputs(dtype, batch))
@@ -226,7 +226,7 @@ def _expect_ema(ctx: Context, got, expected) -> None:
                       else _EMA_HINT)
 
 
-@st.composite
+@S.composite
 def _ema_inputs(draw, batch=None):
     """Statistics, ``z_e (*B, D)`` (at least one batch dimension unless ``batch`` is given) and its indices."""
     dtype = draw(S.DTYPES)

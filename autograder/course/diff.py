@@ -47,13 +47,17 @@ def _read_run(out: Path) -> _Run:
         text = (out / "gradebook.csv").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DiffError(f"cannot read {out / 'gradebook.csv'}: {exc}") from None
-    rows = {csv_value(r["student"]): r for r in csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))}
+    try:
+        rows = {csv_value(r["student"]): r for r in csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))}
+    except (csv.Error, KeyError, AttributeError) as exc:
+        raise DiffError(f"{out / 'gradebook.csv'} is not a gradebook written by `grade` ({exc!r})") from None
     results = {}
     for student in rows:
         try:
-            results[student] = json.loads((student_dir(out, student) / "results.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            results[student] = {}
+            doc = json.loads((student_dir(out, student) / "results.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            doc = {}
+        results[student] = doc if isinstance(doc, dict) else {}
     return _Run(rows, results)
 
 
@@ -66,13 +70,13 @@ def _checks(doc: dict) -> dict[str, float]:
 
 
 def _score(value: object) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e300:
         return f"{value:g}"
     return "" if value is None else str(value)[:20]
 
 
 def _why(old: dict, new: dict) -> str:
-    o, n = old.get("extra_data") or {}, new.get("extra_data") or {}
+    o, n = (doc.get("extra_data") if isinstance(doc.get("extra_data"), dict) else {} for doc in (old, new))
     reasons = []
     if o.get("notebook") != n.get("notebook"):
         reasons.append("notebook changed")
@@ -82,9 +86,14 @@ def _why(old: dict, new: dict) -> str:
         reasons.append("grading seed changed")
     if o.get("overrides") != n.get("overrides"):
         reasons.append(_overrides_changed(o.get("overrides"), n.get("overrides")))
-    if (o.get("lateness") or {}).get("penalty") != (n.get("lateness") or {}).get("penalty"):
+    if _penalty(o) != _penalty(n):
         reasons.append("late penalty changed")
     return "; ".join(reasons) or "written scores or merge"
+
+
+def _penalty(extra: dict) -> object:
+    late = extra.get("lateness")
+    return late.get("penalty") if isinstance(late, dict) else None
 
 
 def _overrides_changed(old: object, new: object) -> str:

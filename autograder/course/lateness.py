@@ -39,6 +39,7 @@ DAY = dt.timedelta(days=1)
 SETTINGS = ("deadline", "grace_minutes", "penalty", "cap", "extensions")
 TIME_COLUMNS = ("student", "timestamp")
 MAX_FILE_BYTES = 4 * 2**20
+MIN_YEAR, MAX_YEAR = 1970, 9000
 #: A student's submission time, or why it is unknown.
 When = dt.datetime | str
 
@@ -193,6 +194,9 @@ def _aware(value: object, what: str, problems: list[str]) -> dt.datetime | None:
     if not isinstance(value, dt.datetime) or value.tzinfo is None or value.utcoffset() is None:
         problems.append(f"{what} must be a date and time with its UTC offset, e.g. 2026-12-01T23:59:00+01:00")
         return None
+    if not MIN_YEAR <= value.year <= MAX_YEAR:  # a deadline plus grace or extension days must stay a date
+        problems.append(f"{what} must be in the years {MIN_YEAR} to {MAX_YEAR}")
+        return None
     return value
 
 
@@ -215,7 +219,7 @@ def _penalty(value: object, problems: list[str]) -> tuple[Fraction | None, tuple
         return _fraction(value, "penalty", problems), ()
     table = []
     for days, fraction in value.items():
-        if not days.isdigit() or not 1 <= int(days) <= 366:
+        if not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= 366:  # "²".isdigit(), int("²") fails
             problems.append(f"penalty table: {clip(days, 20)!r} is not a number of days, 1 to 366")
             continue
         table.append((int(days), _fraction(fraction, f"penalty for day {days}", problems)))

@@ -171,7 +171,7 @@ def _results(rows: Sequence[StudentRow], folders: Mapping[str, Path]) -> _Result
             data, tags = test.get("extra_data"), test.get("tags")
             try:
                 failed = float(test["score"]) < float(test["max_score"])
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 continue
             if failed and not (isinstance(tags, list) and "written" in tags) and isinstance(data, dict) and "qid" in data:
                 key = (str(data["qid"]), str(data.get("check", "")))
@@ -255,7 +255,7 @@ def render_timing(out: Path, student_dirs: dict[str, Path]) -> str:
         try:
             run = json.loads((folder / "run.json").read_text())
             seconds = float(run["seconds"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, OverflowError):
             rows.append((0.0, student, "", ""))
             continue
         mine = run.get("student_seconds") if isinstance(run, dict) else None

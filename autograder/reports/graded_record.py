@@ -45,8 +45,8 @@ def read_graded(text: str) -> Graded | None:
     """The ``Graded`` record of ``text``, or None if it is not a record this module wrote."""
     try:
         return _graded(json.loads(text, parse_constant=_no_constant))
-    except (_Bad, ValueError, RecursionError, TypeError, KeyError, AttributeError):
-        return None
+    except (_Bad, ValueError, RecursionError, TypeError, KeyError, AttributeError, OverflowError):
+        return None  # OverflowError: an integer too large for a float field
 
 
 def load_graded(folder: Path) -> Graded | None:

@@ -14,6 +14,9 @@ TA opens the page:
 * a link keeps its text and shows its address as text: no ``href`` leaves
   the page.
 
+Control characters, escape sequences and bidirectional overrides are shown
+escaped (``escape.printable``; newlines, tabs and carriage returns kept).
+
 Bounded, so that a short text cannot make a huge page (a reference link
 defined once with a long address and used thousands of times did: 41 kB of
 answer, 70 MB of HTML): a text is cut at ``MAX_TEXT_CHARS``; a shown address
@@ -33,6 +36,8 @@ from xml.etree.ElementTree import Element, tostring
 import latex2mathml.converter
 from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+from autograder.escape import printable
 
 #: ``resolve_image(src)`` → a ``data:`` URI to show, or None to name the image only.
 ImageResolver = Callable[[str], "str | None"]
@@ -139,6 +144,7 @@ def render_markdown(text: str, resolve_image: ImageResolver | None = None) -> st
     image's source into a ``data:image/…;base64,`` URI to embed.
     """
     note = ""
+    text = printable(text, keep="\n\r\t")  # no raw escape sequence or bidi override reaches the page
     if len(text) > MAX_TEXT_CHARS:
         text, note = text[:MAX_TEXT_CHARS], f'<p class="note">[cut: {len(text) - MAX_TEXT_CHARS} more characters]</p>'
     env = {"resolve_image": resolve_image}

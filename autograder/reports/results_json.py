@@ -19,6 +19,7 @@ and outputs they concern, the total, and add ``extra_data`` entries
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from autograder.checks.framework import Status
@@ -129,11 +130,14 @@ def render_results(graded: Graded, *, timed: bool = False, amendments: Amendment
 
 
 def read_summary(text: str) -> dict[str, Any] | None:
-    """``extra_data`` of a results.json written by this grader, or None if unreadable."""
+    """``extra_data`` of a results.json written by this grader, or None if unreadable (total: deep nesting,
+    an integer of 5000 digits, a field of another type read as None too)."""
     try:
         extra = json.loads(text)["extra_data"]
-        if not isinstance(extra["scores"], dict) or not isinstance(extra["key"], str):
+        scores = extra["scores"]
+        if not isinstance(scores, dict) or not isinstance(extra["key"], str) or not isinstance(extra["status"], str) \
+                or not all(type(v) in (int, float) and math.isfinite(v) for v in scores.values()):
             return None
         return extra
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (ValueError, RecursionError, KeyError, TypeError, OverflowError):
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from autograder.contract import QUESTION_IDS
 from autograder.course.similarity import Pair, Shared
 from autograder.escape import csv_text, html_text
+from autograder.reports.class_sections import name
 
 SHOWN_PAIRS = 15
 CODE_CHARS = 20_000
@@ -36,13 +37,13 @@ def render_similarity_section(pairs: list[Pair], shared: list[Shared]) -> str:
     """The HTML section: the most similar pairs, then every flagged pair's code side by side."""
     flagged = [p for p in pairs if p.flagged]
     rows = "".join(
-        f"<tr><td>{html_text(p.a, 200)}</td><td>{html_text(p.b, 200)}</td><td class=num>{p.overall:.2f}</td>"
+        f"<tr><td>{name(p.a)}</td><td>{name(p.b)}</td><td class=num>{p.overall:.2f}</td>"
         f"<td>{'flagged' if p.flagged else ''}</td><td>"
         + html_text(", ".join(f"{q} {s:.2f}" for q, s in sorted(p.per_question.items(), key=lambda kv: -kv[1])[:5]))
         + "</td></tr>"
         for p in pairs[:SHOWN_PAIRS])
     sides = "".join(
-        f"<h3>{html_text(s.pair.a, 200)} and {html_text(s.pair.b, 200)} — {s.pair.overall:.2f}</h3>"
+        f"<h3>{name(s.pair.a)} and {name(s.pair.b)} — {s.pair.overall:.2f}</h3>"
         "<div class=sbs>"
         f"<pre>{_marked(s.code_a, s.spans_a)}</pre><pre>{_marked(s.code_b, s.spans_b)}</pre></div>"
         for s in shared)

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 
 from autograder.notebook import CodeCell
 from autograder.sandbox.errors import (
@@ -29,6 +28,7 @@ from autograder.sandbox.errors import (
 from autograder.sandbox.asked import Answer, refuse, used_names
 from autograder.sandbox.handles import StudentProcess, Template
 from autograder.sandbox.process import Sandbox
+from autograder.sandbox import replay
 from autograder.sandbox.runtime import wire
 
 ORACLE_SECONDS = 300.0  # of the grader's own time answering a submission's calls mid-call (``asked``)
@@ -161,23 +161,20 @@ class Session(abc.ABC):
             raise StudentException(error if isinstance(error, dict) else {})
         try:
             value = wire.decode(reply.get("value"))
-            grads = None if reply.get("grads") is None else wire.decode(reply["grads"])
             after = None if reply.get("args_after") is None else wire.decode(reply["args_after"])
             again = wire.decode(reply.get("again")) if return_args else None
         except (wire.WireError, ValueError, TypeError) as exc:
             raise BrokenReply(f"undecodable value ({exc})", f"the call of {name}") from None
-        if not _well_formed(grads, after, len(grad or ()), return_args):
-            raise BrokenReply("gradients or arguments not in the protocol's form", f"the call of {name}")
+        if not _well_formed(after, return_args):
+            raise BrokenReply("arguments not in the protocol's form", f"the call of {name}")
+        # the gradients are the grader's own, of a replay of the recorded computation (never the student's numbers)
+        grads = replay.gradients(reply.get("trace"), value, grad, replay.leaves_of([*args, *(kwargs or {}).values()])) \
+            if grad else None
         return Reply(value, grads, after, self.last_cpu, self.last_used, again)
 
 
-def _well_formed(grads: Any, after: Any, n_grads: int, return_args: bool) -> bool:
-    """Whether ``grads`` and ``args_after`` have the shape the runtime sends (a forged reply may not)."""
-    if n_grads and not (
-        isinstance(grads, list) and len(grads) == n_grads
-        and all(isinstance(g, dict) and all(v is None or isinstance(v, torch.Tensor) for v in g.values()) for g in grads)
-    ):
-        return False
+def _well_formed(after: Any, return_args: bool) -> bool:
+    """Whether ``args_after`` has the shape the runtime sends (a forged reply may not)."""
     if return_args and not (
         isinstance(after, dict) and isinstance(after.get("args"), list) and isinstance(after.get("kwargs"), dict)
     ):

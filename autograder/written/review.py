@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.discovery import discover
+from autograder.discovery import SubmissionError, discover, read_submission
 from autograder.escape import html_text
 from autograder.notebook import Answer, NotebookError, read_notebook
 from autograder.reports.atomic import write_atomic
@@ -77,9 +77,9 @@ def collect_answers(submissions: Path) -> dict[str, dict[str, Answer]]:
     """Written answers per student (an unreadable notebook gives none)."""
     out: dict[str, dict[str, Answer]] = {}
     for sub in discover(submissions):
-        try:
-            out[sub.student] = read_notebook(sub.path.read_bytes()).answers if sub.path else {}
-        except NotebookError:
+        try:  # read as ``grade`` reads it: bounded, a regular file, no link followed
+            out[sub.student] = read_notebook(read_submission(sub.path, submissions)).answers if sub.path else {}
+        except (NotebookError, SubmissionError):
             out[sub.student] = {}
     return out
 

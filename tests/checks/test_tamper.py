@@ -81,11 +81,11 @@ for _m in list(sys.modules.values()):
         _real_encode = _m.encode
         _m.encode = lambda value, *a, **k: _real_encode(value, *a, **k)
 ''',
-    "the runtime's _grads rewritten in place (its __code__)": '''
-import sys
+    "the runtime's recorder replaced": '''
+import sys, types
 for _m in list(sys.modules.values()):
     if getattr(_m, "__name__", "").endswith(".child") and hasattr(_m, "Responder"):
-        _m.Responder._grads.__code__ = (lambda value, request, inputs: {n: None for n, _ in inputs}).__code__
+        _m.record = types.SimpleNamespace(**{**vars(_m.record), "finish": lambda *a: {"overflow": "forged"}})
 ''',
     "a dispatch mode left active": '''
 from torch.utils._python_dispatch import TorchDispatchMode

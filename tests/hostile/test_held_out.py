@@ -119,9 +119,6 @@ def test_d1_without_straight_through_loses_the_gradient_points(sandbox):
     assert _score(sandbox, "D1", D1_NO_STRAIGHT_THROUGH) <= 4
 
 
-@pytest.mark.xfail(strict=True, reason="gradients exist only in the student process: a student who rebinds "
-                   "the runtime's backward (guard._RUN_BACKWARD, the snapshot) reports the straight-through "
-                   "gradient without computing it; no grader-side data shows the graph (issue 11, left open)")
 def test_swapping_the_runtime_snapshot_does_not_fake_the_straight_through_gradient(sandbox):
     assert _score(sandbox, "D1", D1_NO_STRAIGHT_THROUGH + SNAPSHOT_SWAP) <= 4
 

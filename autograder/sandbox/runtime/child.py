@@ -13,7 +13,7 @@ worth. Operations::
     {"op": "call", "name": str, "args": [...], "kwargs": {...}, "seed": int,
      "grad": [{"output": int | null, "cotangent": tensor | null}] | null,
      "return_args": bool, ["graded": [str], "oracle": [str]]}
-        → {"ok": true, "value": ..., "grads": [{grad id: tensor | null}] | null,
+        → {"ok": true, "value": ..., "trace": the computation recorded for the gradients (``record``) | null,
            "args_after": {"args": [...], "kwargs": {...},
                           "modified": {"args": [reason | null], "kwargs": {name: reason | null}}} | null,
            "again": the value of a second call on the same argument objects (with return_args) | null,
@@ -25,9 +25,10 @@ worth. Operations::
 (``carry``).
     {"op": "exit"}
 
-Gradients and ``args_after`` are measurements: they use torch as it was
-before student code ran and fail (``guard.Tampered``) when student code
-changed what they rely on.
+Gradients are computed by the grader from the recorded computation
+(``record``); ``args_after`` is a measurement: it uses torch as it was before
+student code ran and fails (``guard.Tampered``) when student code changed
+what it relies on.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import builders, carry, confine, guard, seccomp, wire
+from . import builders, carry, confine, guard, record, seccomp, wire
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
@@ -232,23 +233,24 @@ class Responder:
         grad, return_args = request.get("grad"), bool(request.get("return_args"))
         measured = bool(grad) or return_args
         purpose = guard.GRADIENTS if grad else guard.ARGUMENTS
+        recorder = record.Recorder() if grad else None
         try:
             if measured:
                 _SNAPSHOT[0].verify(purpose)  # before decoding: the leaves come from wire
             leaves: dict[str, torch.Tensor] = {}
-            args = [wire.decode(a, build_fn=builders.build, leaves=leaves) for a in request["args"]]
-            kwargs = {k: wire.decode(v, build_fn=builders.build, leaves=leaves) for k, v in request["kwargs"].items()}
+            build = builders.build if recorder is None else record.building(recorder, leaves, builders.build)
+            args = [wire.decode(a, build_fn=build, leaves=leaves) for a in request["args"]]
+            kwargs = {k: wire.decode(v, build_fn=build, leaves=leaves) for k, v in request["kwargs"].items()}
             inputs, given = tuple(leaves.items()), (tuple(args), tuple(kwargs.items()))
             records = _records(given) if return_args else None
             self._seed(int(request["seed"]))
             fn = self.namespace[request["name"]]
-            value = guard.plain(fn(*args, **kwargs))
-            encoded_grads = after = None
+            value = guard.plain(fn(*args, **kwargs) if recorder is None else record.call(recorder, leaves, fn, args, kwargs))
+            trace = after = None
             if measured:
                 _SNAPSHOT[0].verify(purpose)
-                grads = [self._grads(value, g, inputs) for g in grad or ()]
+                trace = None if recorder is None else record.finish(recorder, value, grad, inputs)
                 _SNAPSHOT[0].verify(purpose)  # a backward of the student's ran in between
-                encoded_grads = [wire.encode(g) for g in grads] if grad else None
                 after = None if records is None else wire.encode(_after(given, records))
             encoded = wire.encode(value, lenient=True)  # last: encoding a student object may run its code
             again = None
@@ -259,16 +261,7 @@ class Responder:
             self.output.take()
             return {"ok": False, "error": _error(exc)}
         self.output.take()
-        return {"ok": True, "value": encoded, "grads": encoded_grads, "args_after": after, "again": again}
-
-    @staticmethod
-    def _grads(value: Any, request: dict[str, Any], inputs: tuple[tuple[str, torch.Tensor], ...]) -> dict[str, Any]:
-        """The gradients of one output of ``value`` w.r.t. the leaf arguments, by the engine (``guard``)."""
-        out = guard.item(value, request.get("output"))
-        cot = request.get("cotangent")
-        cot = None if cot is None else wire.tensor_from_wire(cot)
-        grads = guard.gradients(out, tuple(t for _, t in inputs), cot) if inputs else ()
-        return {name: g for (name, _), g in zip(inputs, grads)}
+        return {"ok": True, "value": encoded, "trace": trace, "args_after": after, "again": again}
 
 
 def _records(given: tuple[tuple[Any, ...], tuple[tuple[str, Any], ...]]) -> tuple[tuple[guard.Before, ...], ...]:
