@@ -38,17 +38,12 @@ from . import guard, wire
 MAX_OPS = 50_000  # a Python loop over the 4000 samples of E4 fits; so does its frame (wire._FRAME_ITEMS)
 MAX_ELEMENTS = 2**23  # elements of constants, taken outputs and node gradients in one trace
 TAKEN = frozenset({"empty", "empty_like", "empty_strided", "empty_permuted", "new_empty", "new_empty_strided"})
-_TB = torch._C.TensorBase
 _FUNCTION_APPLY = torch.autograd.function.Function.__dict__["apply"].__func__
 _ACTIVE: list[Recorder] = []  # the recorder of the current call (at most one)
 
 
 class _Overflow(Exception):
     """The trace would pass one of its limits."""
-
-
-def _is_tensor(value: Any) -> bool:
-    return issubclass(type(value), _TB)
 
 
 def _address(tensor: torch.Tensor) -> int:
@@ -141,14 +136,14 @@ class Recorder(TorchDispatchMode):
         self.leaves[grad_id] = self.ref(tensor, const=False)
 
     def arg(self, value: Any, depth: int = 0) -> Any:
-        if _is_tensor(value):
+        if guard.is_tensor(value):
             return {"$r": self.ref(value)}
         if type(value) in (list, tuple) and depth < 4:
             return [self.arg(v, depth + 1) for v in value]
         return scalar(value)
 
     def out(self, value: Any, taken: list[Any], depth: int = 0) -> Any:
-        if _is_tensor(value):
+        if guard.is_tensor(value):
             taken.append(value)
             return {"$r": self.ref(value, const=False)}
         if type(value) in (list, tuple) and depth < 4:
@@ -181,12 +176,12 @@ class Recorder(TorchDispatchMode):
 
     def node(self, first: int, args: tuple[Any, ...], result: Any) -> None:
         """A custom Function applied over ops ``first``…now: its inputs, outputs, and a hook on its backward."""
-        outs = [t for t in (result if type(result) in (tuple, list) else (result,)) if _is_tensor(t)]
+        outs = [t for t in (result if type(result) in (tuple, list) else (result,)) if guard.is_tensor(t)]
         grad_fn = next((t.grad_fn for t in outs if isinstance(t.grad_fn, torch.autograd.function.BackwardCFunction)),
                        None)
         if grad_fn is None or self.overflow is not None:
             return  # nothing differentiable came out: the ops inside replay as they are
-        record = {"first": first, "end": len(self.ops), "ins": [self.ref(a) for a in args if _is_tensor(a)],
+        record = {"first": first, "end": len(self.ops), "ins": [self.ref(a) for a in args if guard.is_tensor(a)],
                   "outs": [self.ref(t, const=False) for t in outs], "grads": []}
         self.nodes.append(record)
 
@@ -201,7 +196,7 @@ class Recorder(TorchDispatchMode):
         grad_fn.register_hook(hook)
 
     def _maybe(self, tensor: Any) -> Any:
-        return self._values(tensor) if _is_tensor(tensor) else None
+        return self._values(tensor) if guard.is_tensor(tensor) else None
 
     def trace(self) -> dict[str, Any]:
         """The record as plain data (or why it could not be kept)."""
@@ -260,7 +255,7 @@ def finish(recorder: Recorder, value: Any, requests: list[dict[str, Any]],
     for i, request in enumerate(requests):
         out = guard.item(value, request.get("output"))
         try:
-            recorder.outputs.append(recorder.ref(out) if _is_tensor(out) else None)
+            recorder.outputs.append(recorder.ref(out) if guard.is_tensor(out) else None)
         except _Overflow as exc:
             recorder.overflow = str(exc)
         if recorder.nodes and inputs and recorder.overflow is None:
