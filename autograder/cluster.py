@@ -105,8 +105,14 @@ def _plugin():
 
         name = "dgm-autograder-sandbox"
 
-        async def setup(self, worker) -> None:  # the zygote imports torch: not on the event loop
-            await asyncio.to_thread(lambda: worker_sandbox(start=True))
+        async def setup(self, worker) -> None:
+            # Dask's statistical profiler walks every thread's stack each 10 ms while holding the GIL: on a
+            # grading worker it competes with the grading thread, and nobody looks at its profiles.
+            for name in ("profile", "profile-cycle"):
+                callback = worker.periodic_callbacks.pop(name, None)
+                if callback is not None:
+                    callback.stop()
+            await asyncio.to_thread(lambda: worker_sandbox(start=True))  # the zygote imports torch: off the loop
 
         def teardown(self, worker) -> None:
             close_worker_sandbox()

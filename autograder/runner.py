@@ -42,6 +42,7 @@ from autograder.reports import (
     write_atomic,
 )
 from autograder.reports.amendments import NONE, Amendments, LateNote
+from autograder.reports import reread
 from autograder.reports.graded_record import RECORD, load_graded, render_graded
 from autograder.sandbox.worker import close_worker_sandbox, worker_sandbox
 from autograder.written.merge import MergeError, reapply
@@ -116,10 +117,8 @@ def _written(folder: Path, student: str, graded: Graded, timed: bool = False,
 
 def _resumed(out: Path, student: str, key: str) -> Outcome | None:
     path = student_dir(out, student) / "results.json"
-    try:
-        summary = read_summary(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError):
-        return None
+    text = reread.read_text(path)
+    summary = None if text is None else read_summary(text)
     if summary is None or summary["key"] != key:
         return None
     graded = load_graded(path.parent)

@@ -28,14 +28,20 @@ good (every later run is plain hypothesis).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
+from random import Random
 from typing import Any
+
+import torch
+
+from autograder.sandbox.runtime.wire import Fn
 
 try:  # hypothesis's internals, as of 6.170: with another hypothesis where they moved, every run is plain
     from hypothesis.control import current_build_context
     from hypothesis.internal.conjecture.choice import choices_key
-    from hypothesis.internal.entropy import deterministic_PRNG
+    from hypothesis.internal.entropy import RANDOMS_TO_MANAGE, _seeded_state, deterministic_PRNG
     from hypothesis.internal.escalation import InterestingOrigin
     AVAILABLE = True
 except ImportError:  # pragma: no cover - depends on the installed hypothesis
@@ -90,6 +96,101 @@ def _outcome(exc: BaseException | None) -> Outcome:
     return None if exc is None else InterestingOrigin.from_exception(exc)
 
 
+_ATOMS = frozenset({type(None), bool, int, float, str, torch.dtype})  # what deepcopy returns as is
+
+
+class _NotPlain(Exception):
+    """A value ``_copied`` leaves to ``copy.deepcopy``."""
+
+
+def _copied(example: Any) -> Any:
+    """``copy.deepcopy(example)``, in a fraction of its time for what strategies draw: tuples, lists, dicts and
+    ``Fn`` of numbers, strings and tensors that are leaves owning their storage alone; anything else is deep-copied."""
+    try:
+        return _plain_copy(example, {}, set())
+    except _NotPlain:
+        return copy.deepcopy(example)
+
+
+def _plain_copy(value: Any, memo: dict[int, Any], storages: set[int]) -> Any:
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if id(value) in memo:  # one object twice stays one object, as with deepcopy
+        return memo[id(value)]
+    new: Any
+    if kind is torch.Tensor:
+        new = _tensor_copy(value, storages)
+    elif kind is tuple:
+        items = [_plain_copy(v, memo, storages) for v in value]
+        new = value if all(a is b for a, b in zip(items, value)) else tuple(items)  # deepcopy's tuple rule
+    elif kind is list:
+        new = memo[id(value)] = []
+        new.extend(_plain_copy(v, memo, storages) for v in value)
+    elif kind is dict:
+        new = memo[id(value)] = {}
+        for k, v in value.items():
+            new[_plain_copy(k, memo, storages)] = _plain_copy(v, memo, storages)
+    elif kind is Fn:
+        new = Fn(value.kind, _plain_copy(value.params, memo, storages))
+    else:
+        raise _NotPlain
+    memo[id(value)] = new
+    return new
+
+
+def _tensor_copy(t: torch.Tensor, storages: set[int]) -> torch.Tensor:
+    """``t`` copied as deepcopy copies it, for a plain CPU leaf that alone in the example uses its whole storage
+    (deepcopy would keep storage shared between tensors, and copies all of it)."""
+    storage = t.untyped_storage()
+    if not (t.is_leaf and t.grad is None and t.layout == torch.strided and t.device.type == "cpu"
+            and not (t.is_quantized or t.is_conj() or t.is_neg() or t.__dict__)
+            and t.storage_offset() == 0 and storage.nbytes() == t.numel() * t.element_size()
+            and storage.data_ptr() not in storages):
+        raise _NotPlain
+    storages.add(storage.data_ptr())
+    new = t.detach().clone()
+    if new.stride() != t.stride():  # clone keeps the strides of dense tensors only
+        raise _NotPlain
+    return new.requires_grad_() if t.requires_grad else new
+
+
+class _Seeding:
+    """``deterministic_PRNG()`` around each example of a walk, as hypothesis runs every example, for less: the
+    global generators' states are saved before the first example and restored after the last, and in between
+    only seeded again. That is the same while the generators hypothesis manages stay the same; when they change,
+    a new ``deterministic_PRNG()`` begins (the states it saves are those each restore would have left)."""
+
+    def __init__(self) -> None:
+        self._prng = contextlib.ExitStack()
+        self._managed: list[int] | None = None
+
+    def __enter__(self) -> _Seeding:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._prng.close()
+
+    def example(self) -> None:
+        """Seed the generators as ``deterministic_PRNG()`` does before an example."""
+        if list(RANDOMS_TO_MANAGE.keys()) == self._managed:
+            _reseed()
+            return
+        self._prng.close()
+        self._prng.enter_context(deterministic_PRNG())
+        self._managed = list(RANDOMS_TO_MANAGE.keys())
+
+
+def _reseed() -> None:
+    """What entering ``deterministic_PRNG()`` does to the generators it manages, without saving their states."""
+    state, _ = _seeded_state(0)
+    for r in RANDOMS_TO_MANAGE.values():
+        if type(r) is Random:
+            r.setstate(state)
+        else:
+            r.seed(0)
+
+
 class Replay:
     """One run of a check's body: a walk of the known steps first, then hypothesis if the walk does not end it."""
 
@@ -107,27 +208,28 @@ class Replay:
         Raises the last step's exception when the run ended there failing.
         """
         step = self.record.root if self.record.usable else None
-        while step is not None:
-            try:
-                fresh = copy.deepcopy(step.example)
-            except Exception:  # noqa: BLE001 - cannot be copied after all: plain hypothesis from here
-                self._off()
-                return False
-            try:
-                with deterministic_PRNG():  # as hypothesis runs every example
+        with _Seeding() as seeding:
+            while step is not None:
+                try:
+                    fresh = _copied(step.example)
+                except Exception:  # noqa: BLE001 - cannot be copied after all: plain hypothesis from here
+                    self._off()
+                    return False
+                try:
+                    seeding.example()  # as hypothesis runs every example
                     run(fresh)
-                exc: Exception | None = None
-            except Exception as e:  # noqa: BLE001 - an outcome of the check, judged as hypothesis judges it
-                exc = e
-            self.path.append(step)
-            self.raised.append(exc)
-            self.walked += 1
-            outcome = _outcome(exc)
-            if outcome in step.end:
-                if exc is not None:
-                    raise exc
-                return True
-            step = step.next.get(outcome)
+                    exc: Exception | None = None
+                except Exception as e:  # noqa: BLE001 - an outcome of the check, judged as hypothesis judges it
+                    exc = e
+                self.path.append(step)
+                self.raised.append(exc)
+                self.walked += 1
+                outcome = _outcome(exc)
+                if outcome in step.end:
+                    if exc is not None:
+                        raise exc
+                    return True
+                step = step.next.get(outcome)
         return False
 
     def example(self, example: Any, run: Callable[[], None]) -> None:
@@ -164,7 +266,7 @@ class Replay:
             return
         choices = _choices()
         try:
-            kept = copy.deepcopy(example)
+            kept = _copied(example)
         except Exception:  # noqa: BLE001 - an example that cannot be copied: no tree for this check
             choices = None
         if choices is None:

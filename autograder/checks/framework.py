@@ -11,6 +11,7 @@ reported is the one hypothesis shrank it to, replayed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -28,7 +29,7 @@ from autograder.checks import drawn
 from autograder.checks.oracle import Grads, Oracle
 from autograder.checks.records import FailureRecord, Status
 from autograder.checks.tape import TapeOracle, default_oracle
-from autograder.checks.show import show, show_call
+from autograder.checks.show import show, show_call, show_sent_call, shown_as_sent
 from autograder.contract import BY_ID
 from autograder.sandbox.errors import (
     BrokenReply,
@@ -107,13 +108,24 @@ class Context:
         self.oracle = oracle  # graded names the grader answers for in this check's calls (``carried``)
         self.used: set[str] = set()  # graded names the student's calls were seen to use
         self.name = BY_ID[check.qid].name
-        self.last_call: str | None = None
+        self._last_call: str | Callable[[], str] | None = None
         self.shrunk = False
         self.fatal: StudentProcessError | None = None
         self.refused: Failure | None = None  # an oversized value (``wire.Oversized``): every later call fails alike
 
-    def _call_seed(self, kwargs: dict[str, Any], attempt: int) -> int:
-        blob = json.dumps({k: wire.encode(v) for k, v in kwargs.items()}, sort_keys=True)
+    @property
+    def last_call(self) -> str | None:
+        """The current call as ``show_call`` shows it (a call's text is made the first time it is asked for)."""
+        if callable(self._last_call):
+            self._last_call = self._last_call()
+        return self._last_call
+
+    @last_call.setter
+    def last_call(self, call: str | None) -> None:
+        self._last_call = call
+
+    def _call_seed(self, sent: dict[str, Any], attempt: int) -> int:
+        blob = json.dumps(sent, sort_keys=True)
         return derive_seed(self.seed, blob, attempt) if attempt else derive_seed(self.seed, blob)
 
     def reply(self, grad: list[dict[str, Any]] | None = None, return_args: bool = False,
@@ -127,11 +139,16 @@ class Context:
             raise self.fatal
         if self.refused is not None:
             raise self.refused
-        self.last_call = show_call(self.name, kwargs)
         if self._question_spent():
+            self.last_call = show_call(self.name, kwargs)
             self.fatal = StudentTimeout(QUESTION_SECONDS, f"the checks of {self.check.qid}")
             raise self.fatal
-        seed = self._call_seed(kwargs, attempt)
+        sent = {k: wire.encode(v) for k, v in kwargs.items()}
+        # the call is shown only when its check fails: shown then from the arguments as sent (the body may
+        # change them after the call)
+        self._last_call = (functools.partial(show_sent_call, self.name, sent)
+                           if all(shown_as_sent(v) for v in kwargs.values()) else show_call(self.name, kwargs))
+        seed = self._call_seed(sent, attempt)
         oracle = (self.oracle, self.truth.carried(self.oracle, seed)) if self.oracle else None
         try:
             reply = self.session.call(self.name, (), kwargs, seed=seed, grad=grad, return_args=return_args,
@@ -219,8 +236,12 @@ class Context:
 _BODIES = itertools.count()
 
 
-def for_all(strategy: st.SearchStrategy[Any], max_examples: int = 25) -> Callable[[Callable[[Context, Any], None]], Callable[[Context], None]]:
+def for_all(strategy: st.SearchStrategy[Any], max_examples: int = 25, examples: Callable[[], Sequence[Any]] | None = None
+            ) -> Callable[[Callable[[Context, Any], None]], Callable[[Context], None]]:
     """Turn ``body(ctx, example)`` into a check body run on hypothesis-drawn examples.
+
+    ``examples`` makes hand-made inputs, run once the drawn ones pass and reported as they are (not shrunk):
+    cases a mistake shows on that the drawing reaches too rarely (``bench/check_power.py`` measures which).
 
     The body may run outside hypothesis, on an example kept from an earlier run (``checks.drawn``): it must
     not use hypothesis's per-example functions (``assume``, ``note``, ``event``, ``target``).
@@ -245,10 +266,16 @@ def for_all(strategy: st.SearchStrategy[Any], max_examples: int = 25) -> Callabl
                 fn(ctx, example)
 
             ctx.shrunk = True
-            if replay.walk(one):
-                return
+            if not replay.walk(one):
+                _draw(one, replay, ctx.seed)
+            ctx.shrunk = False
+            for example in examples() if examples is not None else ():  # after: a drawn failure reads best
+                one(example)
 
-            @hypothesis.seed(ctx.seed)
+        def _draw(one: Callable[[Any], None], replay: drawn.Replay, seed: int) -> None:
+            """Hypothesis's run of the body (the walk did not end it)."""
+
+            @hypothesis.seed(seed)
             @settings(
                 max_examples=max_examples,
                 database=None,

@@ -12,12 +12,14 @@ from typing import Any
 
 import torch
 
+from autograder.sandbox.runtime import wire
 from autograder.sandbox.runtime.wire import Fn, Leaf, Opaque, SympyTree
 
 MAX_ELEMENTS = 12
 MAX_NESTING = 4
 MAX_TEXT = 80
 _BIG = 10**18
+_SENT_AS_IS = frozenset({type(None), bool, int, float, str})
 
 
 def _number(x: float) -> str:
@@ -89,3 +91,49 @@ def _tensor(t: torch.Tensor, limit: int) -> str:
 def show_call(name: str, kwargs: dict[str, Any]) -> str:
     """``name(arg=value, …)`` with the contract's argument names."""
     return f"{name}(" + ", ".join(f"{k}={show(v)}" for k, v in kwargs.items()) + ")"
+
+
+def shown_as_sent(value: Any) -> bool:
+    """Whether ``show`` of ``value`` rebuilt from its wire encoding (``show_sent_call``) is ``show(value)``: for
+    numbers, strings, tensors, ``Leaf`` and ``Fn``, in tuples, lists and dicts (not numpy or sympy values)."""
+    kind = type(value)
+    if kind in _SENT_AS_IS:
+        return True
+    if kind is torch.Tensor:
+        return _rebuildable(value)
+    if kind is Leaf:
+        return type(value.tensor) is torch.Tensor and _rebuildable(value.tensor)
+    if kind is Fn:
+        return type(value.params) is dict and all(shown_as_sent(v) for v in value.params.values())
+    if kind is tuple or kind is list:
+        return all(shown_as_sent(v) for v in value)
+    if kind is dict:
+        return all(type(k) in (str, int) and shown_as_sent(v) for k, v in value.items())
+    return False
+
+
+def _rebuildable(t: torch.Tensor) -> bool:
+    """Whether ``tensor_from_wire`` takes ``t``'s encoding back (its limits on dimensions and elements)."""
+    return t.dim() <= wire.MAX_DIMS and math.prod(s for s in t.shape if s) <= wire.MAX_ELEMENTS
+
+
+def show_sent_call(name: str, sent: dict[str, Any]) -> str:
+    """``show_call`` of arguments ``shown_as_sent``, from their wire encodings ``sent`` (``wire.encode``)."""
+    return show_call(name, {k: _rebuilt(v) for k, v in sent.items()})
+
+
+def _rebuilt(sent: Any) -> Any:
+    """The value ``show`` is to see for the wire encoding ``sent`` of a value ``shown_as_sent``."""
+    if isinstance(sent, list):
+        return [_rebuilt(v) for v in sent]
+    if not isinstance(sent, dict):
+        return sent
+    if "$t" in sent:
+        return wire.tensor_from_wire(sent)
+    if "$f" in sent:
+        return float(sent["$f"])
+    if "$tuple" in sent:
+        return tuple(_rebuilt(v) for v in sent["$tuple"])
+    if "$fn" in sent:
+        return Fn(sent["$fn"], {k: _rebuilt(v) for k, v in sent["p"].items()})
+    return {k: _rebuilt(v) for k, v in sent["$dict"]}

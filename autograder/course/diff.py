@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.contract import QUESTION_IDS
 from autograder.escape import csv_text, csv_value
+from autograder.reports import reread
 
 
 class DiffError(Exception):
@@ -53,10 +53,7 @@ def _read_run(out: Path) -> _Run:
         raise DiffError(f"{out / 'gradebook.csv'} is not a gradebook written by `grade` ({exc!r})") from None
     results = {}
     for student in rows:
-        try:
-            doc = json.loads((student_dir(out, student) / "results.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            doc = {}
+        doc = reread.read_json(student_dir(out, student) / "results.json")
         results[student] = doc if isinstance(doc, dict) else {}
     return _Run(rows, results)
 

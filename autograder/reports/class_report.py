@@ -35,6 +35,7 @@ from autograder.course.overrides import read_overrides
 from autograder.discovery import student_dir
 from autograder.escape import csv_text, csv_value
 from autograder.reports import class_sections as sections
+from autograder.reports import reread
 from autograder.reports.class_plots import question_bars, totals_histogram
 from autograder.reports.class_sections import NOT_RECORDED, OverrideRow, RunMeta, StudentRow, finite
 from autograder.reports.gradebook import COLUMNS
@@ -119,11 +120,9 @@ def _previous(out: Path) -> tuple[RunInfo | None, str]:
         return None, ""
     run = None
     if found := _RUN_RECORD.search(page):
-        try:
-            fields = json.loads(found.group(1))
-            run = RunInfo(**{k: str(fields[k]) for k in ("isolation", "torch", "date")})
-        except (ValueError, KeyError, TypeError):
-            run = None
+        fields = reread.parse_json(found.group(1))
+        if isinstance(fields, dict) and all(k in fields for k in ("isolation", "torch", "date")):
+            run = RunInfo(**{k: str(fields[k])[:200] for k in ("isolation", "torch", "date")})
     similarity = _SIMILARITY.search(page)
     return run, similarity.group(1) if similarity else ""
 
@@ -158,13 +157,13 @@ def _results(rows: Sequence[StudentRow], folders: Mapping[str, Path]) -> _Result
     seeds: Counter[str] = Counter()
     unreadable = []
     for row in rows:  # sorted by student: not the order jobs finished in, so -j and a cluster agree
-        try:
-            doc = json.loads((folders[row.student] / "results.json").read_text(encoding="utf-8"))
-            version, seed = doc["extra_data"].get("grader_version", NOT_RECORDED), doc["extra_data"].get("seed")
-            tests = [t for t in doc["tests"] if isinstance(t, dict)]
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError, AttributeError):
+        doc = reread.read_json(folders[row.student] / "results.json")
+        extra = doc.get("extra_data") if isinstance(doc, dict) else None
+        if not (isinstance(extra, dict) and isinstance(doc.get("tests"), list)):
             unreadable.append(row)
             continue
+        version, seed = extra.get("grader_version", NOT_RECORDED), extra.get("seed")
+        tests = [t for t in doc["tests"] if isinstance(t, dict)]
         versions[str(version)] += 1
         seeds[NOT_RECORDED if seed is None else str(seed)] += 1
         for test in tests:
@@ -252,20 +251,23 @@ def render_timing(out: Path, student_dirs: dict[str, Path]) -> str:
     their own code, and the difference, the grader's own cost (from ``run.json``; blank when not recorded)."""
     rows = []
     for student, folder in sorted(student_dirs.items()):  # not the order jobs finished in: -j and a cluster agree
-        try:
-            run = json.loads((folder / "run.json").read_text())
-            seconds = float(run["seconds"])
-        except (OSError, ValueError, KeyError, TypeError, RecursionError, OverflowError):
+        run = reread.read_json(folder / "run.json")
+        seconds, mine = (run.get("seconds"), run.get("student_seconds")) if isinstance(run, dict) else (None, None)
+        if not _seconds(seconds):
             rows.append((0.0, student, "", ""))
             continue
-        mine = run.get("student_seconds") if isinstance(run, dict) else None
-        if isinstance(mine, (int, float)) and not isinstance(mine, bool) and 0 <= mine < 1e9:
+        if _seconds(mine):
             rows.append((seconds, student, f"{mine:.3f}", f"{max(seconds - mine, 0.0):.3f}"))
         else:
             rows.append((seconds, student, "", ""))
     rows.sort(key=lambda r: -r[0])
     return csv_text([["student", "seconds", "student_cpu_seconds", "grader_seconds"],
                      *([s, f"{t:.3f}", mine, grader] for t, s, mine, grader in rows)])
+
+
+def _seconds(value: object) -> bool:
+    """Whether ``value`` is a duration ``run.json`` could hold (a finite, non-negative number of seconds)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e9
 
 
 __all__ = ["RunInfo", "render_class_report", "render_timing", "this_run"]

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from autograder.contract import BY_ID
+from autograder.reports import reread
 from autograder.grading import Graded
 
 RECORD = "graded.json"
-#: A record larger than this is not one the grader wrote (reports are bounded well below it).
-MAX_RECORD_BYTES = 32 * 2**20
 VISIBILITIES = ("public", "hidden")
 
 
@@ -43,25 +42,17 @@ def render_graded(graded: Graded) -> str:
 
 def read_graded(text: str) -> Graded | None:
     """The ``Graded`` record of ``text``, or None if it is not a record this module wrote."""
+    value = reread.parse_json(text)
     try:
-        return _graded(json.loads(text, parse_constant=_no_constant))
-    except (_Bad, ValueError, RecursionError, TypeError, KeyError, AttributeError, OverflowError):
+        return None if value is None else _graded(value)
+    except (_Bad, ValueError, TypeError, KeyError, AttributeError, OverflowError):
         return None  # OverflowError: an integer too large for a float field
 
 
 def load_graded(folder: Path) -> Graded | None:
     """``folder/graded.json`` read back, or None (missing, unreadable, too large or not a record)."""
-    path = folder / RECORD
-    try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_RECORD_BYTES:
-            return None
-        return read_graded(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _no_constant(name: str) -> None:
-    raise _Bad(f"{name} is not a number the grader writes")
+    text = reread.read_text(folder / RECORD)
+    return None if text is None else read_graded(text)
 
 
 @functools.cache

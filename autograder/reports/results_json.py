@@ -27,6 +27,7 @@ from autograder.contract import BY_ID
 from autograder.escape import FIELD_CHARS, clip
 from autograder.grading import Graded, carried_note, grader_version
 from autograder.reports.amendments import NONE, Amendments, OverrideNote
+from autograder.reports import reread
 from autograder.reports.layout import FIT_LIMITS, plain_text
 
 VISIBILITY = {"public": "visible", "hidden": "after_published"}
@@ -132,12 +133,13 @@ def render_results(graded: Graded, *, timed: bool = False, amendments: Amendment
 def read_summary(text: str) -> dict[str, Any] | None:
     """``extra_data`` of a results.json written by this grader, or None if unreadable (total: deep nesting,
     an integer of 5000 digits, a field of another type read as None too)."""
-    try:
-        extra = json.loads(text)["extra_data"]
-        scores = extra["scores"]
-        if not isinstance(scores, dict) or not isinstance(extra["key"], str) or not isinstance(extra["status"], str) \
-                or not all(type(v) in (int, float) and math.isfinite(v) for v in scores.values()):
-            return None
-        return extra
-    except (ValueError, RecursionError, KeyError, TypeError, OverflowError):
+    doc = reread.parse_json(text)
+    extra = doc.get("extra_data") if isinstance(doc, dict) else None
+    if not isinstance(extra, dict):
         return None
+    scores = extra.get("scores")
+    if not isinstance(scores, dict) or not isinstance(extra.get("key"), str) or not isinstance(extra.get("status"), str) \
+            or not all(type(v) is float and math.isfinite(v) or type(v) is int and abs(v) < 2**53
+                       for v in scores.values()):
+        return None
+    return extra

@@ -26,6 +26,7 @@ from autograder.sandbox.runtime import wire
 POLL_SECONDS = 0.05
 _TICK = os.sysconf("SC_CLK_TCK")
 _CREDS = struct.Struct("3i")
+_CHUNK = 1 << 16  # bytes asked for in one read, at least
 
 
 class ZygoteSpoke(Exception):
@@ -55,7 +56,7 @@ class CpuClock:
             return None
         fields = text[text.rfind(b")") + 2 :].split()  # the name may hold spaces and parentheses
         try:
-            return sum(int(f) for f in fields[11:15]) / _TICK  # utime, stime, cutime, cstime
+            return sum(map(int, fields[11:15])) / _TICK  # utime, stime, cutime, cstime
         except ValueError:
             return None
 
@@ -111,27 +112,36 @@ def wall(seconds: float) -> Meter:
 
 
 class Channel:
-    """One non-blocking unix socket to a sandboxed process, bound to the process that writes to it."""
+    """One non-blocking unix socket to a sandboxed process, bound to the process that writes to it.
+
+    Bytes are read ahead (``_CHUNK`` at least, so one read most often takes a
+    reply and the frame behind it) and kept until a frame takes them. Each
+    read comes from one writer (with credentials on, the kernel never glues
+    two writers' bytes in one read), and each is checked.
+    """
 
     def __init__(self, sock: socket.socket, max_bytes: int, watch: int | None = None) -> None:
         sock.setblocking(False)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock, self.max_bytes, self.watch = sock, max_bytes, watch
         self.writer: int | None = None
+        self._buffer = bytearray()  # read from the writer, not taken by a frame yet
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def _chunk(self, n: int, meter: Meter, what: str) -> bytes:
+    def _fill(self, n: int, meter: Meter, what: str) -> None:
+        """Wait (within ``meter``'s limits) for more bytes (up to ``max(n, _CHUNK)``) and keep them."""
+        fd = self.sock.fileno()
+        fds = [fd] if self.watch is None else [fd, self.watch]
         while True:
-            fds = [self.sock.fileno()] if self.watch is None else [self.sock.fileno(), self.watch]
             ready, _, _ = select.select(fds, [], [], meter.wait(what))
-            if self.sock.fileno() not in ready:
+            if fd not in ready:
                 if ready:
                     raise ZygoteSpoke()
                 continue
             try:
-                data, ancillary, _, _ = self.sock.recvmsg(min(n, 1 << 20), socket.CMSG_SPACE(_CREDS.size))
+                data, ancillary, _, _ = self.sock.recvmsg(min(max(n, _CHUNK), 1 << 20), socket.CMSG_SPACE(_CREDS.size))
             except BlockingIOError:
                 continue
             except OSError:
@@ -139,7 +149,8 @@ class Channel:
             if not data:
                 raise StudentCrashed("it closed its channel", what)
             self._check_writer(ancillary, what)
-            return data
+            self._buffer += data
+            return
 
     def _check_writer(self, ancillary: list[tuple[int, int, bytes]], what: str) -> None:
         pids = [_CREDS.unpack(d[: _CREDS.size])[0] for level, kind, d in ancillary
@@ -151,12 +162,11 @@ class Channel:
             raise BrokenReply("a frame written by another process", what)
 
     def _read(self, n: int, meter: Meter, what: str) -> bytes:
-        chunks, got = [], 0
-        while got < n:
-            chunk = self._chunk(n - got, meter, what)
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
+        while len(self._buffer) < n:
+            self._fill(n - len(self._buffer), meter, what)
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
 
     def receive(self, meter: Meter, what: str) -> dict[str, Any]:
         """One frame within ``meter``'s limits; typed errors for time-outs, EOF and garbage."""
@@ -172,27 +182,29 @@ class Channel:
             raise BrokenReply("a reply must be a JSON object", what)
         return message
 
-    def send(self, message: dict[str, Any], seconds: float, what: str, fds: Sequence[int] = ()) -> None:
-        """Write one frame within ``seconds`` of wall time (a process that never reads cannot block us);
-        ``fds`` travel with its first bytes. ``OSError`` if the other end is gone."""
-        view = memoryview(wire.encode_frame(message))
+    def send(self, message: dict[str, Any], seconds: float, what: str, fds: Sequence[int] = (),
+             then: Sequence[dict[str, Any]] = ()) -> None:
+        """Write one frame, and the frames ``then`` right behind it, within ``seconds`` of wall time (a process
+        that never reads cannot block us); ``fds`` travel with its first bytes. ``OSError`` if the other end is
+        gone."""
+        view = memoryview(b"".join(wire.encode_frame(m) for m in (message, *then)))
         deadline = time.monotonic() + seconds
         while fds:
             try:
                 view, fds = view[socket.send_fds(self.sock, [view[:8]], list(fds)) :], ()
             except BlockingIOError:
-                if not select.select([], [self.sock.fileno()], [], max(0.0, deadline - time.monotonic()))[1]:
-                    raise StudentTimeout(seconds, what, "wall-clock") from None
+                self._writable(deadline, seconds, what)
         while view:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise StudentTimeout(seconds, what, "wall-clock")
-            _, ready, _ = select.select([], [self.sock.fileno()], [], remaining)
-            if ready:
-                try:
-                    view = view[self.sock.send(view) :]
-                except BlockingIOError:
-                    continue
+            try:
+                view = view[self.sock.send(view) :]
+            except BlockingIOError:
+                self._writable(deadline, seconds, what)
+
+    def _writable(self, deadline: float, seconds: float, what: str) -> None:
+        """Wait until the socket takes more bytes; ``StudentTimeout`` at ``deadline``."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([], [self.sock.fileno()], [], remaining)[1]:
+            raise StudentTimeout(seconds, what, "wall-clock")
 
     def close(self) -> None:
         self.sock.close()

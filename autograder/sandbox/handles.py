@@ -18,6 +18,7 @@ from autograder.sandbox.channel import Channel, CpuClock, Meter, ZygoteSpoke, wa
 from autograder.sandbox.errors import BrokenReply, StudentCrashed, StudentProcessError, StudentTimeout
 EXIT_GRACE_SECONDS = 10.0
 FORK_SECONDS = 30.0  # wall-clock limit of a fork or a snapshot (no student work runs in them)
+_SYNC = {"op": "describe", "names": []}  # the request whose answer must follow a reply (``request``)
 
 
 def wait_status(status: Any) -> str | None:
@@ -198,9 +199,10 @@ class StudentProcess(_Handle):
         """CPU seconds this worker has used so far (None where the grader cannot read them)."""
         return None if self.clock is None else self.clock.seconds()
 
-    def send(self, message: dict[str, Any], what: str, seconds: float, fds: list[int] | None = None) -> None:
+    def send(self, message: dict[str, Any], what: str, seconds: float, fds: list[int] | None = None,
+             then: tuple[dict[str, Any], ...] = ()) -> None:
         try:
-            self.channel.send(message, seconds, what, fds or ())
+            self.channel.send(message, seconds, what, fds or (), then)
         except StudentTimeout:
             self._fail()
             raise
@@ -226,7 +228,10 @@ class StudentProcess(_Handle):
         id is not proof enough: an empty ``describe`` follows, and its answer
         must be the very next frame. A second reply to one request (a forged
         one, then the runtime's) therefore fails the request that caused it,
-        not the next one. ``last_cpu`` is then the CPU time of the request.
+        not the next one. The runtime reads one request at a time, so the
+        ``describe`` goes out with the request (one round trip), unless the
+        call may ask questions: those frames are read mid-call. ``last_cpu``
+        is then the CPU time of the request.
         With ``answer``, frames that ask the grader something mid-call are
         answered (``Asked``); ``grader_seconds`` is the wall time the grader
         spent on them, not charged to the student.
@@ -234,7 +239,7 @@ class StudentProcess(_Handle):
         self.last_cpu, self.grader_seconds = None, 0.0
         meter = Meter.start(seconds, self.sandbox.limits.wall_factor, self.clock)
         try:
-            reply = self._exchange(message, meter, what)
+            reply = self._exchange(message, meter, what, sync=answer is None)
             while answer is not None and "ask" in reply:  # a mid-call question to the grader (``Asked``)
                 asked = Asked(self, meter, what, reply.get("id"))
                 try:
@@ -251,7 +256,10 @@ class StudentProcess(_Handle):
                 self.last_cpu = max(0.0, self._final_cpu - meter.cpu_start)
             raise
         self.last_cpu = meter.cpu()
-        self._exchange({"op": "describe", "names": []}, meter, what)
+        if answer is None:
+            self.next_reply(meter, what, reply["id"] + 1)  # the describe sent with it (ids are consecutive)
+        else:
+            self._exchange(_SYNC, meter, what)
         return reply
 
     def next_reply(self, meter: Meter, what: str, request_id: Any) -> dict[str, Any]:
@@ -262,11 +270,15 @@ class StudentProcess(_Handle):
             raise BrokenReply("a reply that answers no request", what)
         return reply
 
-    def _exchange(self, message: dict[str, Any], meter: Meter, what: str, fds: list[int] | None = None) -> dict[str, Any]:
+    def _exchange(self, message: dict[str, Any], meter: Meter, what: str, fds: list[int] | None = None,
+                  sync: bool = False) -> dict[str, Any]:
+        """Send ``message``; its reply. With ``sync``, the empty ``describe`` of ``request`` goes right behind it,
+        with the next id (its answer is the caller's to read)."""
         if not self.alive:
             raise StudentCrashed("it had already exited", what)
         request_id = next(self._ids)
-        self.send({**message, "id": request_id}, what, meter.wall_seconds, fds)
+        behind = ({**_SYNC, "id": next(self._ids)},) if sync else ()
+        self.send({**message, "id": request_id}, what, meter.wall_seconds, fds, behind)
         return self.next_reply(meter, what, request_id)
 
     def snapshot(self) -> Template | None:

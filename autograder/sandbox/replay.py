@@ -4,7 +4,9 @@ The student process sends a trace of a call's aten ops (``runtime.record``),
 never gradients. The grader rebuilds the leaves from its own request, runs
 every op again with real torch (resolved only in ``torch.ops.aten``, a
 denylist refused, the work bounded: op count, every op's output size known
-before it runs from a meta-device dry run, total elements, wall time), checks
+before it runs (a view's is none, a pointwise op's the broadcast of its
+tensors', any other's from a cached meta-device dry run), total elements,
+wall time), checks
 that the replay reproduces the returned value, and differentiates it with its
 own autograd. Random and uninitialised ops take their recorded values. A custom
 ``autograd.Function`` is a grader-side Function over its recorded forward ops
@@ -271,28 +273,35 @@ class _Replay:
 
     def _execute(self, op: Any, name: str, args: list[Any], kwargs: dict[str, Any], grad: bool) -> Any:
         """``op(*args, **kwargs)`` once its output size is known to be within the budget."""
-        factory, aliased = aten.traits(op)
-        meta_kwargs = {k: aten.meta(v) for k, v in kwargs.items()}
-        if factory:
-            meta_kwargs["device"] = torch.device("meta")
-        try:
-            with torch.no_grad():
-                size = aten.numel(op(*aten.meta(args), **meta_kwargs))
-        except Exception:  # noqa: BLE001 - no meta kernel (or data-dependent): measured after it ran
-            size = None
-            if any(n > MAX_OP_ELEMENTS for v in (*args, *kwargs.values()) for n in aten.sizes(v)):
-                self._spend(MAX_OP_ELEMENTS + 1)  # it could allocate that much: refused
-        if size is not None and not aliased:
+        traits = aten.traits(op)
+        if not traits.view:
+            read = max((t.numel() for t in aten.tensors([*args, *kwargs.values()])), default=0)
+            if read > MAX_OP_ELEMENTS:  # an op's work grows with what it reads, e.g. a sum over a huge expand
+                raise ReplayFailed(f"the computation is too large to replay ({name} reads a tensor of {read} "
+                                   f"elements; the grader replays at most {MAX_OP_ELEMENTS} per op)")
+        known = 0 if traits.view else aten.pointwise_numel(traits.pointwise, [*args, *kwargs.values()])
+        size = self._dry_run(op, traits.factory, args, kwargs) if known is None else known
+        if size is not None:
             self._spend(size)
         try:
             with torch.set_grad_enabled(grad):
                 result = op(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the student's computation fails here too: no gradient
+            if known is not None:
+                self._dry_run(op, traits.factory, args, kwargs)  # too large, if the skipped dry run says so
             why = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
             raise ReplayFailed(f"the grader's replay of {name} failed ({why})") from None
-        if size is None and not aliased:
+        if size is None:
             self._spend(aten.numel(result))
         return result
+
+    def _dry_run(self, op: Any, factory: bool, args: list[Any], kwargs: dict[str, Any]) -> int | None:
+        """The output size of ``op`` from its dry run; None (measured once it ran) when the dry run fails,
+        unless an integer argument could make it allocate beyond the budget: refused."""
+        size = aten.dry_numel(op, factory, args, kwargs)
+        if size is None and any(n > MAX_OP_ELEMENTS for v in (*args, *kwargs.values()) for n in aten.sizes(v)):
+            self._spend(MAX_OP_ELEMENTS + 1)
+        return size
 
     def _take(self, name: str, refs: list[Any], taken: Any) -> None:
         """A random or uninitialised op: its outputs are the recorded values."""

@@ -1,12 +1,13 @@
 """What the gradient replay (``replay``) runs and how it judges values: aten ops by name, a denylist,
-meta-device sizing, and the comparisons of replayed with recorded tensors."""
+output sizes known before an op runs (views: none; pointwise ops: a broadcast; else a meta-device dry
+run, its outcome cached by what it sees), and the comparisons of replayed with recorded tensors."""
 
 from __future__ import annotations
 
 import functools
 import math
 import re
-from typing import Any, Iterator
+from typing import Any, Hashable, Iterator, NamedTuple
 
 import torch
 
@@ -24,6 +25,9 @@ SCALARS = {"$dtype": ("dtype", dict(wire.DTYPES)),
             "$layout": ("layout", {"strided": torch.strided}),
             "$mf": ("memory format", {n: getattr(torch, n) for n in (
                 "contiguous_format", "preserve_format", "channels_last", "channels_last_3d")})}
+DRY_RUNS_KEPT = 4096  # dry-run outcomes cached: the grader grades notebook after notebook, signatures recur
+_KEY_ITEMS = 64  # a larger signature is dry-run every time: a hostile trace cannot fill memory with keys
+_CONSTANTS = (torch.dtype, torch.layout, torch.memory_format)
 
 
 class ReplayFailed(StudentException):
@@ -41,6 +45,11 @@ def op(name: Any) -> Any:
     """The aten overload called ``name`` ("aten.packet.overload"); ``ReplayFailed`` when refused."""
     if not isinstance(name, str):
         raise Malformed("an op name that is not a string")
+    return _op(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _op(name: str) -> Any:
     match = _NAME.fullmatch(name)
     if match is None:
         raise ReplayFailed(f"the grader could not replay {name[:80]!r}: not an aten op")
@@ -57,13 +66,122 @@ def op(name: Any) -> Any:
     return op
 
 
+class Traits(NamedTuple):
+    """What sizes an op's outputs before it runs."""
+
+    factory: bool  # takes a ``device`` keyword: its dry run is put on the meta device
+    view: bool  # its outputs are views of an input: no new memory
+    pointwise: int  # a pointwise op's number of outputs (each of its tensors' broadcast shape), else 0
+
+
 @functools.cache
-def traits(overload: Any) -> tuple[bool, bool]:
-    """Whether ``overload`` takes a ``device`` keyword (a factory: its dry run is put on the meta device), and
-    whether all its outputs alias an input (views, in-place ops: no new memory)."""
+def traits(overload: Any) -> Traits:
+    """How ``overload``'s output size is known before it runs."""
     schema = overload._schema
-    return (any(a.name == "device" and a.kwarg_only for a in schema.arguments),
-            all(r.alias_info is not None for r in schema.returns))
+    pointwise = torch.Tag.pointwise in overload.tags and all(str(r.type) == "Tensor" for r in schema.returns)
+    return Traits(any(a.name == "device" and a.kwarg_only for a in schema.arguments), _is_view(overload),
+                  len(schema.returns) if pointwise else 0)
+
+
+def _is_view(overload: Any) -> bool:
+    """Whether ``overload`` is one of torch's view ops (functionalization gives each a ``_copy`` twin): a
+    composite that returns an alias (reshape, contiguous, to) copies when it cannot view, and an in-place
+    or out= op writes, and may resize."""
+    schema = overload._schema
+    if not schema.returns or any(r.alias_info is None or r.alias_info.is_write for r in schema.returns):
+        return False
+    try:
+        composite = torch._C._dispatch_has_kernel_for_dispatch_key(overload.name(), "CompositeImplicitAutograd")
+    except RuntimeError:  # a TorchScript-only op
+        return False
+    return not composite and hasattr(torch.ops.aten, f"{schema.name.split('::')[-1]}_copy")
+
+
+def broadcast(shapes: list[torch.Size]) -> list[int] | None:
+    """The shape ``shapes`` broadcast to, or None when they do not broadcast."""
+    out = [1] * max(map(len, shapes))
+    for shape in shapes:
+        for i, n in enumerate(shape, len(out) - len(shape)):
+            if out[i] == 1:
+                out[i] = n
+            elif n not in (1, out[i]):
+                return None
+    return out
+
+
+def pointwise_numel(outputs: int, values: list[Any]) -> int | None:
+    """The output size of a pointwise op of ``outputs`` outputs on ``values``, or None when unknown."""
+    shapes = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            shapes.append(v.shape)
+        elif isinstance(v, list):
+            return None
+    shape = broadcast(shapes) if outputs and shapes else None
+    return None if shape is None else outputs * math.prod(shape)
+
+
+def dry_numel(overload: Any, factory: bool, args: list[Any], kwargs: dict[str, Any]) -> int | None:
+    """The output size of a meta-device dry run of ``overload``; None when it raises (no meta kernel,
+    or data-dependent). Its outcome is cached by ``signature``: all that the dry run sees."""
+    key = signature([args, kwargs], [_KEY_ITEMS])
+    if key is None:
+        return _dry_run(overload, factory, meta(args), {k: meta(v) for k, v in kwargs.items()})
+    return _cached_dry_run(overload, factory, key, torch.get_default_dtype())
+
+
+@functools.lru_cache(maxsize=DRY_RUNS_KEPT)
+def _cached_dry_run(overload: Any, factory: bool, key: Hashable, default_dtype: torch.dtype) -> int | None:
+    """``_dry_run`` on the values of ``key``; ``default_dtype`` (what a factory makes without a dtype) keys it."""
+    args, kwargs = unsign(key)
+    return _dry_run(overload, factory, args, kwargs)
+
+
+def _dry_run(overload: Any, factory: bool, args: list[Any], kwargs: dict[str, Any]) -> int | None:
+    if factory:
+        kwargs = {**kwargs, "device": torch.device("meta")}
+    try:
+        with torch.no_grad():
+            return numel(overload(*args, **kwargs))
+    except Exception:  # noqa: BLE001 - no meta kernel (or data-dependent): the caller decides
+        return None
+
+
+def signature(value: Any, budget: list[int]) -> Hashable | None:
+    """What ``meta`` keeps of ``value`` (a tensor's shape, stride and dtype; values by type and value), or
+    None beyond ``budget`` items."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return None
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.stride(), value.dtype)
+    if isinstance(value, list):
+        items = tuple(signature(v, budget) for v in value)
+        return None if None in items else ("list", *items)
+    if isinstance(value, dict):
+        items = tuple((k, signature(v, budget)) for k, v in value.items())
+        return None if any(v is None for _, v in items) else ("dict", *items)
+    if isinstance(value, torch.device):
+        return ("device",)
+    if type(value) is float:
+        return (float, repr(value))  # nan is equal to nothing, 0.0 to -0.0: repr tells them apart
+    if value is None or type(value) in (bool, int, str) or isinstance(value, _CONSTANTS):
+        return (type(value), value)
+    return None
+
+
+def unsign(key: Any) -> Any:
+    """The value ``meta`` makes of one of ``key``'s signature (the inverse of ``signature``, on meta)."""
+    tag = key[0]
+    if tag == "tensor":
+        return torch.empty_strided(key[1], key[2], dtype=key[3], device="meta")
+    if tag == "list":
+        return [unsign(k) for k in key[1:]]
+    if tag == "dict":
+        return {k: unsign(v) for k, v in key[1:]}
+    if tag == "device":
+        return torch.device("meta")
+    return float(key[1]) if tag is float else key[1]
 
 
 def numel(value: Any) -> int:

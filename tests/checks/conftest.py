@@ -32,17 +32,30 @@ def reference_source(name: str) -> str:
 
 
 @pytest.fixture
-def grade(sandbox):
-    """``grade(source, qid)`` → the check results of ``qid`` for code ``source``."""
+def grade_checks(sandbox):
+    """``grade_checks(source, qid, names, seed)`` → the results of the checks of ``qid`` named ``names``, in one
+    student session."""
 
-    def run(source: str, qid: str, seed: int = 0) -> list[CheckResult]:
+    def run(source: str, qid: str, names: list[str], seed: int = 0) -> list[CheckResult]:
         import time
 
+        chosen = [c for c in QUESTIONS[qid] if c.name in names]
+        assert len(chosen) == len(names), names
         cells = (CodeCell(0, PRELUDE), CodeCell(1, source))
         with StudentSession(sandbox, cells) as session:
             assert session.runs[1].status == "ok", session.runs[1].error
             deadline = time.monotonic() + QUESTION_SECONDS
-            return [run_check(session, c, seed, deadline) for c in QUESTIONS[qid]]
+            return [run_check(session, c, seed, deadline) for c in chosen]
+
+    return run
+
+
+@pytest.fixture
+def grade(grade_checks):
+    """``grade(source, qid)`` → the check results of ``qid`` for code ``source``."""
+
+    def run(source: str, qid: str, seed: int = 0) -> list[CheckResult]:
+        return grade_checks(source, qid, [c.name for c in QUESTIONS[qid]], seed)
 
     return run
 

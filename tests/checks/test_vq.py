@@ -142,6 +142,25 @@ def test_each_bug_loses_points_on_the_named_checks(grade, qid, bug, source, expe
     assert score(results) < FULL[qid]
 
 
+DISTANCES = {
+    "L1": "(z_e[..., None, :] - codebook).abs().sum(-1)",
+    "max norm": "(z_e[..., None, :] - codebook).abs().amax(-1)",
+    "dot product": "-(z_e @ codebook.T)",
+}
+
+
+@pytest.mark.parametrize("distance", sorted(DISTANCES))
+def test_a_distance_other_than_the_squared_one_loses_d1_under_every_seed(grade_checks, distance):
+    source = f"""
+def quantize(z_e, codebook):
+    idx = ({DISTANCES[distance]}).argmin(-1)
+    return z_e + (codebook[idx] - z_e).detach(), idx
+"""
+    name = "nearest code by squared distance, z_q = codebook[indices]"
+    for seed in range(10):
+        assert grade_checks(source, "D1", [name], seed=seed)[0].status == "failed", seed
+
+
 def test_failure_messages_show_the_call_expected_got_and_hint(grade):
     (mutant,) = [m for m in MUTANTS if m[1] == "detach on the wrong side"]
     results = grade(mutant[2], "D1")

@@ -136,3 +136,22 @@ def test_a_worker_killed_mid_run_loses_nothing_and_changes_nothing(tmp_path):
     assert killed.is_set()
     assert sorted(o.student for o in outcomes) == sorted(students)
     assert _tree(faulty) == _tree(clean)
+
+
+def test_the_worker_plugin_stops_dasks_profiler_and_starts_the_sandbox(monkeypatch):
+    """Dask's sampling profiler takes the GIL every 10 ms on a grading thread; the plugin turns it off."""
+    import asyncio
+
+    class Callback:
+        stopped = False
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    callbacks = {name: Callback() for name in ("profile", "profile-cycle", "heartbeat")}
+    worker = type("Worker", (), {"periodic_callbacks": dict(callbacks)})()
+    started = []
+    monkeypatch.setattr(cluster, "worker_sandbox", lambda start=False: started.append(start))
+    asyncio.run(cluster._plugin().setup(worker))
+    assert sorted(worker.periodic_callbacks) == ["heartbeat"] and started == [True]
+    assert callbacks["profile"].stopped and callbacks["profile-cycle"].stopped and not callbacks["heartbeat"].stopped

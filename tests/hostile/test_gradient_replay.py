@@ -199,6 +199,32 @@ def test_a_huge_allocation_is_refused_before_it_runs():
     assert time.monotonic() - start < 1
 
 
+@pytest.mark.parametrize("grow", [
+    _op("aten.contiguous.default", [{"$r": 3}], {"$r": 2}),  # returns an alias when it can: copies here
+    _op("aten.reshape.default", [{"$r": 3}, [-1]], {"$r": 2}),
+    _op("aten._resize_output_.default", [{"$r": 0}, [2**30], {"$dev": "cpu"}], {"$r": 2}),  # in place
+])
+def test_an_op_that_returns_an_alias_but_allocates_is_refused_before_it_runs(grow):
+    huge_view = _op("aten.expand.default", [{"$r": 0}, [2**15, 2**15, 3, 2]], {"$r": 3})  # a view: free
+    start = time.monotonic()
+    with pytest.raises(replay.ReplayFailed, match="too large"):
+        _grads(_trace([huge_view, grow]), Z)
+    assert time.monotonic() - start < 1
+
+
+@pytest.mark.parametrize("reduce", [
+    _op("aten.sum.default", [{"$r": 3}], {"$r": 2}),
+    _op("aten.amax.default", [{"$r": 3}, [0, 1]], {"$r": 2}),
+    _op("aten.mul.Tensor", [{"$r": 3}, 0.0], {"$r": 2}),
+])
+def test_an_op_that_reads_a_huge_view_is_refused_before_it_runs(reduce):
+    huge_view = _op("aten.expand.default", [{"$r": 0}, [2**20, 2**20, 3, 2]], {"$r": 3})  # 2^41 elements, free
+    start = time.monotonic()
+    with pytest.raises(replay.ReplayFailed, match="reads a tensor of"):
+        _grads(_trace([huge_view, reduce]), Z)
+    assert time.monotonic() - start < 1
+
+
 def test_a_million_ops_are_refused_at_once():
     op = _op("aten.neg.default", [{"$r": 0}], {"$r": 2})
     start = time.monotonic()

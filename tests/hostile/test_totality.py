@@ -18,6 +18,7 @@ import torch
 from autograder import checks, cli, discovery, grading, runner
 from autograder.grading import grade_notebook
 from autograder.discovery import student_dir
+from autograder.escape import csv_value
 from autograder.runner import grade_class
 from autograder.sandbox import worker
 from autograder.sandbox.process import Limits, Sandbox
@@ -120,8 +121,10 @@ def classes(tmp_path_factory, patched):
 
 
 def _gradebook(out: Path) -> dict[str, dict[str, str]]:
+    """The gradebook's rows, each cell as given to the writer (``escape.csv_value``: backslashes are escaped)."""
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
+        rows = [{k: csv_value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return {row["student"]: row for row in rows}
 
 
 def _student(name: str) -> str:

@@ -207,7 +207,7 @@ def tensor_from_wire(obj: dict[str, Any]) -> torch.Tensor:
         raise WireError("tensor data is not base64") from None
     dtype = DTYPES[dtype_name]
     n = math.prod(shape)
-    if len(raw) != n * torch.empty((), dtype=dtype).element_size():
+    if len(raw) != n * dtype.itemsize:
         raise WireError(f"tensor data has {len(raw)} bytes, shape {shape} needs another size")
     storage_dtype = torch.int16 if dtype == torch.bfloat16 else dtype
     flat = torch.frombuffer(bytearray(raw), dtype=storage_dtype) if raw else torch.empty(0, dtype=storage_dtype)
