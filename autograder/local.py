@@ -27,7 +27,7 @@ from autograder.contract import BY_ID, QUESTION_IDS
 from autograder.escape import html_text, md_code, printable
 from autograder.reports.layout import plain_text, reason
 from autograder.sandbox.runtime.child import Responder
-from autograder.sandbox.session import Session
+from autograder.sandbox.calls import Session
 
 WIDTH = 80  # columns of the plain text
 NOT_DEFINED = "{name} is not defined — run its cell"

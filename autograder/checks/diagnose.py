@@ -30,8 +30,8 @@ from autograder.checks.compare import expect_tensor, surely_close, tolerance
 from autograder.checks.framework import NOT_IMPLEMENTED, Context, Failure
 from autograder.sandbox.errors import StudentException
 
-__all__ = ["NOT_IMPLEMENTED", "Diagnosis", "diagnose", "expect_diagnosed", "judge_hard_case", "matches", "near_miss",
-           "once"]
+__all__ = ["NOT_IMPLEMENTED", "Diagnosis", "diagnose", "diagnosed_on_failure", "expect_diagnosed", "judge_hard_case",
+           "matches", "near_miss", "once"]
 T = TypeVar("T")
 _ONCE: WeakKeyDictionary[Context, dict[str, Any]] = WeakKeyDictionary()
 
@@ -116,6 +116,18 @@ def expect_diagnosed(ctx: Context, got: Any, expected: torch.Tensor, diagnoses: 
     except Failure as failure:
         diagnosed = diagnose(got, diagnoses, inputs, "", expected)
         failure.hint = diagnosed or near_miss(got, expected, kwargs.get("what", "the result")) or failure.hint
+        raise
+
+
+def diagnosed_on_failure(judge: Callable[[str], T], fallback: str, hint: Callable[[], str]) -> T:
+    """``judge(hint())`` for a ``hint()`` built only when needed: ``judge(fallback)``, and a failure carrying the hint
+    it was given (``fallback``) gets ``hint()`` instead (a ``diagnose`` of the wrong value, which falls back to
+    ``fallback``): the same outcome, without diagnosing every right answer."""
+    try:
+        return judge(fallback)
+    except Failure as failure:
+        if failure.hint == fallback:
+            failure.hint = hint()
         raise
 
 

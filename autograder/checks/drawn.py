@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from collections.abc import Callable
 from random import Random
 from typing import Any
@@ -54,10 +55,11 @@ Outcome = Any  # an ``InterestingOrigin``, or None: the example passed
 class Step:
     """One call of the check body that hypothesis made: the example (a deep copy) and what came next."""
 
-    __slots__ = ("choices", "example", "next", "end")
+    __slots__ = ("choices", "example", "plain", "next", "end")
 
-    def __init__(self, choices: tuple[Any, ...], example: Any) -> None:
+    def __init__(self, choices: tuple[Any, ...], example: Any, plain: bool) -> None:
         self.choices, self.example = choices, example
+        self.plain = plain  # the copy is ``_plain_copy``'s: its tensors are leaves of its own, copied fast
         self.next: dict[Outcome, Step] = {}  # the step hypothesis took after each outcome of this one
         self.end: set[Outcome] = set()  # the outcomes after which hypothesis ended the run
 
@@ -106,13 +108,23 @@ class _NotPlain(Exception):
 def _copied(example: Any) -> Any:
     """``copy.deepcopy(example)``, in a fraction of its time for what strategies draw: tuples, lists, dicts and
     ``Fn`` of numbers, strings and tensors that are leaves owning their storage alone; anything else is deep-copied."""
+    return _kept(example)[0]
+
+
+def _kept(example: Any) -> tuple[Any, bool]:
+    """``_copied(example)``, and whether it is a plain copy (not deep-copied)."""
     try:
-        return _plain_copy(example, {}, set())
+        return _plain_copy(example, {}, functools.partial(_tensor_copy, storages=set())), True
     except _NotPlain:
-        return copy.deepcopy(example)
+        return copy.deepcopy(example), False
 
 
-def _plain_copy(value: Any, memo: dict[int, Any], storages: set[int]) -> Any:
+def _fresh(step: Step) -> Any:
+    """A copy of ``step``'s example, as ``copy.deepcopy`` makes it."""
+    return _plain_copy(step.example, {}, _own_tensor_copy) if step.plain else _copied(step.example)
+
+
+def _plain_copy(value: Any, memo: dict[int, Any], tensor_copy: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     kind = type(value)
     if kind in _ATOMS:
         return value
@@ -120,23 +132,28 @@ def _plain_copy(value: Any, memo: dict[int, Any], storages: set[int]) -> Any:
         return memo[id(value)]
     new: Any
     if kind is torch.Tensor:
-        new = _tensor_copy(value, storages)
+        new = tensor_copy(value)
     elif kind is tuple:
-        items = [_plain_copy(v, memo, storages) for v in value]
+        items = [_plain_copy(v, memo, tensor_copy) for v in value]
         new = value if all(a is b for a, b in zip(items, value)) else tuple(items)  # deepcopy's tuple rule
     elif kind is list:
         new = memo[id(value)] = []
-        new.extend(_plain_copy(v, memo, storages) for v in value)
+        new.extend(_plain_copy(v, memo, tensor_copy) for v in value)
     elif kind is dict:
         new = memo[id(value)] = {}
         for k, v in value.items():
-            new[_plain_copy(k, memo, storages)] = _plain_copy(v, memo, storages)
+            new[_plain_copy(k, memo, tensor_copy)] = _plain_copy(v, memo, tensor_copy)
     elif kind is Fn:
-        new = Fn(value.kind, _plain_copy(value.params, memo, storages))
+        new = Fn(value.kind, _plain_copy(value.params, memo, tensor_copy))
     else:
         raise _NotPlain
     memo[id(value)] = new
     return new
+
+
+def _own_tensor_copy(t: torch.Tensor) -> torch.Tensor:
+    """``_tensor_copy`` of a tensor it made (a plain step's, never handed out): its checks hold by construction."""
+    return t.detach().clone().requires_grad_() if t.requires_grad else t.clone()
 
 
 def _tensor_copy(t: torch.Tensor, storages: set[int]) -> torch.Tensor:
@@ -173,18 +190,21 @@ class _Seeding:
 
     def example(self) -> None:
         """Seed the generators as ``deterministic_PRNG()`` does before an example."""
-        if list(RANDOMS_TO_MANAGE.keys()) == self._managed:
+        if list(RANDOMS_TO_MANAGE.data) == self._managed:  # its keys as hypothesis reads them (``.data``): cheaper
             _reseed()
             return
         self._prng.close()
         self._prng.enter_context(deterministic_PRNG())
-        self._managed = list(RANDOMS_TO_MANAGE.keys())
+        self._managed = list(RANDOMS_TO_MANAGE.data)
 
 
 def _reseed() -> None:
     """What entering ``deterministic_PRNG()`` does to the generators it manages, without saving their states."""
     state, _ = _seeded_state(0)
-    for r in RANDOMS_TO_MANAGE.values():
+    for ref in list(RANDOMS_TO_MANAGE.data.values()):
+        r = ref()
+        if r is None:  # collected
+            continue
         if type(r) is Random:
             r.setstate(state)
         else:
@@ -211,7 +231,7 @@ class Replay:
         with _Seeding() as seeding:
             while step is not None:
                 try:
-                    fresh = _copied(step.example)
+                    fresh = _fresh(step)
                 except Exception:  # noqa: BLE001 - cannot be copied after all: plain hypothesis from here
                     self._off()
                     return False
@@ -266,13 +286,13 @@ class Replay:
             return
         choices = _choices()
         try:
-            kept = _copied(example)
+            kept, plain = _kept(example)
         except Exception:  # noqa: BLE001 - an example that cannot be copied: no tree for this check
             choices = None
         if choices is None:
             self._off()
             return
-        step = Step(choices, kept)
+        step = Step(choices, kept, plain)
         if not self.path:
             if self.record.root is not None:
                 self._off()

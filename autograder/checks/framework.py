@@ -39,13 +39,14 @@ from autograder.sandbox.errors import (
     StudentTimeout,
 )
 from autograder.sandbox.runtime import wire
-from autograder.sandbox.session import Reply, Session
+from autograder.sandbox.calls import Reply, Session
 
 PUBLIC, HIDDEN = "public", "hidden"
 #: The whole hint of a stub (raises NotImplementedError, returns None or the template's placeholder).
 NOT_IMPLEMENTED = "not implemented yet"
 QUESTION_SECONDS = 120.0  # of the student's CPU time per question
 QUESTION_WALL_FACTOR = 10.0  # wall-clock backstop, in multiples of QUESTION_SECONDS
+_SEED_JSON = json.JSONEncoder(sort_keys=True).encode  # ``json.dumps(value, sort_keys=True)``, its encoder made once
 
 
 class Failure(Exception):
@@ -125,7 +126,7 @@ class Context:
         self._last_call = call
 
     def _call_seed(self, sent: dict[str, Any], attempt: int) -> int:
-        blob = json.dumps(sent, sort_keys=True)
+        blob = _SEED_JSON(sent)
         return derive_seed(self.seed, blob, attempt) if attempt else derive_seed(self.seed, blob)
 
     def reply(self, grad: list[dict[str, Any]] | None = None, return_args: bool = False,
@@ -152,7 +153,7 @@ class Context:
         oracle = (self.oracle, self.truth.carried(self.oracle, seed)) if self.oracle else None
         try:
             reply = self.session.call(self.name, (), kwargs, seed=seed, grad=grad, return_args=return_args,
-                                      seconds=seconds, oracle=oracle)
+                                      seconds=seconds, oracle=oracle, sent=sent)
         except (StudentTimeout, StudentCrashed, BrokenReply) as exc:
             self.fatal = exc
             raise

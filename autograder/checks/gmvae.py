@@ -11,7 +11,9 @@ bounded process.
 
 from __future__ import annotations
 
+import json
 import math
+import time
 
 import torch
 from hypothesis import strategies as st
@@ -298,7 +300,7 @@ def _symbolic_check(ctx: Context, names: tuple[str, ...]) -> None:
     expected = ctx.expected("expected_log_gaussian_sympy", **{arg: symbols[n] for arg, n in by_arg.items()})
     # the student bundle plays the reference back as a tree already
     expected_tree = expected.tree if isinstance(expected, SympyTree) else encode(expected)["$sym"]
-    result = symbolic_worker.judge(got.tree, expected_tree, names, seed=ctx.seed)
+    result = _judged(got.tree, expected_tree, names, ctx.seed)
     if result.refused or result.limit:
         reason = result.refused or result.limit
         ctx.fail("the returned expression cannot be graded" if result.refused else
@@ -320,6 +322,27 @@ def _symbolic_check(ctx: Context, names: tuple[str, ...]) -> None:
              got="undefined (not a finite number)" if result.got is None else
              f"{result.got:.10g}" if isinstance(result.got, float) else f"{result.got:.6g} (complex)",
              detail=f"{detail} (decided {result.how})", hint=hint)
+
+
+_VERDICTS: dict[str, symbolic_worker.Verdict] = {}
+_KEPT_VERDICTS = 1000  # then the kept verdicts are forgotten
+_KEPT_SECONDS = symbolic_worker.CPU_SECONDS / 10  # a comparison that took longer is not kept
+
+
+def _judged(tree: object, expected: object, names: tuple[str, ...], seed: int) -> symbolic_worker.Verdict:
+    """``symbolic_worker.judge``, kept per process for the same trees, names and seed (submissions often return
+    the same expression). Every comparison runs from the same fresh worker child, so the same request gets the
+    same verdict; one at a limit, or that took long, is not kept (only those could depend on the machine's load)."""
+    key = json.dumps([tree, expected, names, seed])
+    if key in _VERDICTS:
+        return _VERDICTS[key]
+    start = time.monotonic()
+    verdict = symbolic_worker.judge(tree, expected, names, seed=seed)
+    if not verdict.limit and time.monotonic() - start < _KEPT_SECONDS:
+        if len(_VERDICTS) >= _KEPT_VERDICTS:
+            _VERDICTS.clear()
+        _VERDICTS[key] = verdict
+    return verdict
 
 
 @check("C3", "symbolically equal to the lemma", points=2, public=True, kind="symbolic check", hint=SYMPY_HINT)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from autograder.checks import strategies as S
 from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, expect_tensor, keeps_dtype
-from autograder.checks.diagnose import Diagnosis, diagnose, expect_diagnosed, judge_hard_case
+from autograder.checks.diagnose import Diagnosis, diagnose, diagnosed_on_failure, expect_diagnosed, judge_hard_case
 from autograder.checks.framework import Context, for_all
 from autograder.checks.gmvae import F64, _example, _f64
 from autograder.checks.registry import check
@@ -239,10 +239,10 @@ def _elbo_gradients(ctx: Context, example) -> None:
                      hint="your ELBO is cut off from its inputs' graph (a Python float, a detach or numpy on the way)")
         if name == "gamma":  # only the part tangent to the simplex is defined by values on the simplex
             g, e = g - g.mean(-1, keepdim=True), e - e.mean(-1, keepdim=True)
-        hint = hints[name] if name != "x_logits" else diagnose(g, _LOGIT_GRADIENT_MISTAKES, {
-            "e": e, "pixels": example["x"].shape[-1], "samples": e.shape[0]}, hints[name], e)
-        expect_tensor(ctx, g, e, what=f"dELBO/d{name}" + (" (projected on the simplex)" if name == "gamma" else ""),
-                      hint=hint)
+        what = f"dELBO/d{name}" + (" (projected on the simplex)" if name == "gamma" else "")
+        diagnosed_on_failure(lambda hint: expect_tensor(ctx, g, e, what=what, hint=hint), hints[name],
+                             lambda: hints[name] if name != "x_logits" else diagnose(g, _LOGIT_GRADIENT_MISTAKES, {
+                                 "e": e, "pixels": example["x"].shape[-1], "samples": e.shape[0]}, hints[name], e))
 
 
 _LOGIT_GRADIENT_MISTAKES = (

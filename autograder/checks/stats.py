@@ -31,7 +31,7 @@ STAT_DETAIL = ("seed {seed}, n = {n}: {statistic}; accepted {region}; "
 def seeded(seed: int) -> Iterator[None]:
     """Grader-side draws (reference samples) from their own seed, leaving the global generator alone."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # the CPU's only (torch.manual_seed also queues every device's)
         yield
 
 

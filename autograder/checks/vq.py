@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from autograder.checks import strategies as S
 from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, UNBATCHED, expect_close, expect_scalar_tensor
 from autograder.checks.compare import expect_tensor, expect_unbatched, keeps_dtype
-from autograder.checks.diagnose import Diagnosis, diagnose
+from autograder.checks.diagnose import Diagnosis, diagnose, diagnosed_on_failure
 from autograder.checks.framework import Context, for_all
 from autograder.checks.registry import check
 from autograder.sandbox.runtime.wire import Leaf
@@ -93,8 +93,8 @@ def _quantize_straight_through(ctx: Context, example) -> None:
     if grads.get("z_e") is None:
         ctx.fail("no gradient reaches z_e through z_q", expected=f"dL/dz_e = the upstream gradient {cotangent.tolist()}",
                  got="no gradient", hint="your z_q is cut off from z_e: " + _ST_HINT)
-    expect_tensor(ctx, grads["z_e"], cotangent, what="dL/dz_e",
-                  hint=diagnose(grads["z_e"], _ST_MISTAKES, {"upstream": cotangent}, _ST_HINT))
+    diagnosed_on_failure(lambda hint: expect_tensor(ctx, grads["z_e"], cotangent, what="dL/dz_e", hint=hint), _ST_HINT,
+                         lambda: diagnose(grads["z_e"], _ST_MISTAKES, {"upstream": cotangent}, _ST_HINT))
     g_code = grads.get("codebook")
     if g_code is not None and bool((g_code != 0).any()):
         ctx.fail("z_q sends gradient to the codebook", expected="no gradient (None or zeros)", got=g_code,
@@ -180,8 +180,9 @@ def _expect_losses(ctx: Context, example) -> None:
     expected = ctx.expected("vq_losses", z_e, codebook, idx, beta)
     for name, g, e in zip(("codebook_loss", "commitment_loss"), got, expected):
         expect_scalar_tensor(ctx, g, what=name)
-        expect_close(ctx, g, e, what=name, hint=diagnose(g, _LOSS_MISTAKES[name], {"expected": e, "z_e": z_e, "beta": beta},
-                                                         _LOSSES_HINT, e))
+        diagnosed_on_failure(lambda hint: expect_close(ctx, g, e, what=name, hint=hint), _LOSSES_HINT,
+                             lambda: diagnose(g, _LOSS_MISTAKES[name], {"expected": e, "z_e": z_e, "beta": beta},
+                                              _LOSSES_HINT, e))
 
 
 @check("D2", "each loss sends gradients only where its stop-gradient allows", points=2, kind="gradient",
@@ -227,9 +228,11 @@ def _expect_ema(ctx: Context, got, expected) -> None:
     if not (isinstance(got, tuple) and len(got) == 3):
         ctx.fail("ema_codebook_update must return a triple", expected="(codebook, N', m')", got=got)
     for name, g, e in zip(("codebook", "cluster_size N'", "embed_sum m'"), got, expected):
-        expect_tensor(ctx, g, e, what=name, dtype=e.dtype,
-                      hint=diagnose(g, _EMA_MISTAKES, {"expected": expected}, _EMA_HINT, e) if name == "codebook"
-                      else _EMA_HINT)
+        if name == "codebook":
+            diagnosed_on_failure(lambda hint: expect_tensor(ctx, g, e, what=name, dtype=e.dtype, hint=hint), _EMA_HINT,
+                                 lambda: diagnose(g, _EMA_MISTAKES, {"expected": expected}, _EMA_HINT, e))
+        else:
+            expect_tensor(ctx, g, e, what=name, dtype=e.dtype, hint=_EMA_HINT)
 
 
 @S.composite

@@ -25,6 +25,7 @@ from autograder.sandbox.runtime import wire
 
 POLL_SECONDS = 0.05
 _TICK = os.sysconf("SC_CLK_TCK")
+_CPUS = os.cpu_count() or 1
 _CREDS = struct.Struct("3i")
 _CHUNK = 1 << 16  # bytes asked for in one read, at least
 
@@ -54,7 +55,7 @@ class CpuClock:
             text = os.pread(self._fd, 4096, 0)
         except OSError:
             return None
-        fields = text[text.rfind(b")") + 2 :].split()  # the name may hold spaces and parentheses
+        fields = text[text.rfind(b")") + 2 :].split(None, 15)  # the name may hold spaces and parentheses
         try:
             return sum(map(int, fields[11:15])) / _TICK  # utime, stime, cutime, cstime
         except ValueError:
@@ -75,15 +76,17 @@ class Meter:
 
     seconds: float
     wall_seconds: float
-    started: float
+    started: float  # of the wall-clock limit (moved on by the grader's own time: ``asked``)
     clock: CpuClock | None
     cpu_start: float | None
+    read_at: float  # just before ``cpu_start`` was read (never moved)
 
     @classmethod
     def start(cls, seconds: float, wall_factor: float, clock: CpuClock | None = None) -> Meter:
+        now = time.monotonic()
         cpu = None if clock is None else clock.seconds()
         wall = seconds * wall_factor if cpu is not None else seconds
-        return cls(seconds, wall, time.monotonic(), clock if cpu is not None else None, cpu)
+        return cls(seconds, wall, now, clock if cpu is not None else None, cpu, now)
 
     def cpu(self) -> float | None:
         """CPU seconds used since the start (None if unknown)."""
@@ -93,12 +96,19 @@ class Meter:
         return None if now is None else max(0.0, now - self.cpu_start)
 
     def wait(self, what: str) -> float:
-        """Seconds to wait before looking again; raises ``StudentTimeout`` once a limit is passed."""
-        wall_left = self.started + self.wall_seconds - time.monotonic()
+        """Seconds to wait before looking again; raises ``StudentTimeout`` once a limit is passed.
+
+        The clock is read only once it could show the limit passed: until then the process's threads can
+        have used at most the wall time since ``cpu_start`` on every CPU, and the readings' rounding adds at
+        most a tick (a reaped child's time, which arrives at once, is seen at the next reading).
+        """
+        now = time.monotonic()
+        wall_left = self.started + self.wall_seconds - now
         if wall_left <= 0:
             clock = "wall-clock" if self.clock is not None else None
             raise StudentTimeout(self.wall_seconds, what, clock)
-        used = self.cpu()
+        most = (now - self.read_at) * _CPUS + 1 / _TICK
+        used = most if self.clock is not None and most < self.seconds else self.cpu()
         if used is None:
             return wall_left
         if used > self.seconds:

@@ -178,6 +178,8 @@ class _Replay:
     def _arg(self, value: Any, name: str, depth: int = 0) -> Any:
         if value is None or type(value) in (bool, int, float, str):
             return value
+        if type(value) is dict and len(value) == 1 and "$r" in value:  # the common case, first
+            return self._ref(value["$r"])
         if isinstance(value, list) and depth < 4 and len(value) <= 10_000:
             return [self._arg(v, name, depth + 1) for v in value]
         if isinstance(value, dict) and len(value) == 1:
@@ -243,27 +245,27 @@ class _Replay:
         """A custom Function's forward: its recorded ops, without gradients."""
         with torch.no_grad():
             for i in range(node.first, node.end):
+                self._constants(i)
                 self._step(i, inside=True)
         return tuple(self._ref(r) for r in node.outs)
 
     def _step(self, i: int, inside: bool = False) -> None:
         if time.monotonic() > self.deadline:
             raise ReplayFailed(f"the replay of the computation took longer than {REPLAY_SECONDS:g} s")
-        self._constants(i)
         entry = self.ops[i]
         if not (isinstance(entry, list) and len(entry) == 6 and type(entry[1]) is bool
                 and isinstance(entry[2], list) and isinstance(entry[3], dict)):
             raise Malformed(f"op {i} is not in the protocol's form")
         name, grad, raw_args, raw_kwargs, outs, taken = entry
-        op = aten.op(name)
+        op, traits = aten.op(name)
         args = [self._arg(a, name) for a in raw_args]
         kwargs = {str(k): self._arg(v, name) for k, v in raw_kwargs.items()}
-        refs = list(aten.refs(outs))
+        refs = aten.refs(outs)
         if taken is not None:
             self._take(name, refs, taken)
             return
-        result = self._execute(op, name, args, kwargs, grad and not inside)
-        tensors = list(aten.tensors(result))
+        result = self._execute(op, traits, name, args, kwargs, grad and not inside)
+        tensors = [result] if isinstance(result, torch.Tensor) else list(aten.tensors(result))
         if len(tensors) != len(refs):
             raise ReplayFailed(f"the replay of {name} gave {len(tensors)} tensors where {len(refs)} were recorded")
         for ref, t in zip(refs, tensors):
@@ -271,21 +273,22 @@ class _Replay:
                 raise Malformed(f"an output ref of {name} that is not an integer")
             self.env[ref] = t
 
-    def _execute(self, op: Any, name: str, args: list[Any], kwargs: dict[str, Any], grad: bool) -> Any:
+    def _execute(self, op: Any, traits: aten.Traits, name: str, args: list[Any], kwargs: dict[str, Any],
+                 grad: bool) -> Any:
         """``op(*args, **kwargs)`` once its output size is known to be within the budget."""
-        traits = aten.traits(op)
+        known: int | None = 0
         if not traits.view:
-            read = max((t.numel() for t in aten.tensors([*args, *kwargs.values()])), default=0)
+            values = [*args, *kwargs.values()] if kwargs else args
+            read = aten.largest(values)
             if read > MAX_OP_ELEMENTS:  # an op's work grows with what it reads, e.g. a sum over a huge expand
                 raise ReplayFailed(f"the computation is too large to replay ({name} reads a tensor of {read} "
                                    f"elements; the grader replays at most {MAX_OP_ELEMENTS} per op)")
-        known = 0 if traits.view else aten.pointwise_numel(traits.pointwise, [*args, *kwargs.values()])
+            known = aten.pointwise_numel(traits.pointwise, values)
         size = self._dry_run(op, traits.factory, args, kwargs) if known is None else known
-        if size is not None:
+        if size:  # nothing to spend on 0 elements
             self._spend(size)
         try:
-            with torch.set_grad_enabled(grad):
-                result = op(*args, **kwargs)
+            result = _call(op, args, kwargs, grad)
         except Exception as exc:  # noqa: BLE001 - the student's computation fails here too: no gradient
             if known is not None:
                 self._dry_run(op, traits.factory, args, kwargs)  # too large, if the skipped dry run says so
@@ -362,6 +365,14 @@ class _Replay:
             else:
                 result.append(g.to(dtype))
         return tuple(result)
+
+
+def _call(op: Any, args: list[Any], kwargs: dict[str, Any], grad: bool) -> Any:
+    """``op(*args, **kwargs)`` with gradients recorded or not (the grad mode is switched only when it differs)."""
+    if grad == torch.is_grad_enabled():
+        return op(*args, **kwargs)
+    with torch.set_grad_enabled(grad):
+        return op(*args, **kwargs)
 
 
 class _Custom(torch.autograd.Function):

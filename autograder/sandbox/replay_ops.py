@@ -20,7 +20,7 @@ DENIED = frozenset({"set_", "resize_", "resize_as_", "from_file", "repeat_interl
                     "_efficientzerotensor", "record_stream", "copy_sparse_to_sparse_", "lift_fresh_copy"})
 DENIED_PARTS = ("storage", "file", "_assert", "print", "pin_memory", "share_memory", "cuda", "mps", "xpu",
                 "mkldnn", "sparse", "nested", "quantize", "_make_dep_token", "_functional_sym")
-DEVICES = frozenset({"cpu"})
+DEVICES = ("cpu",)  # a tuple, not a set: a forged device (a list, a dict) is compared, never hashed
 SCALARS = {"$dtype": ("dtype", dict(wire.DTYPES)),
             "$layout": ("layout", {"strided": torch.strided}),
             "$mf": ("memory format", {n: getattr(torch, n) for n in (
@@ -41,15 +41,23 @@ class Malformed(Exception):
     """A trace that is not in the form the runtime sends (only a forged one is)."""
 
 
-def op(name: Any) -> Any:
-    """The aten overload called ``name`` ("aten.packet.overload"); ``ReplayFailed`` when refused."""
+class Traits(NamedTuple):
+    """What sizes an op's outputs before it runs."""
+
+    factory: bool  # takes a ``device`` keyword: its dry run is put on the meta device
+    view: bool  # its outputs are views of an input: no new memory
+    pointwise: int  # a pointwise op's number of outputs (each of its tensors' broadcast shape), else 0
+
+
+def op(name: Any) -> tuple[Any, Traits]:
+    """The aten overload called ``name`` ("aten.packet.overload") and its traits; ``ReplayFailed`` when refused."""
     if not isinstance(name, str):
         raise Malformed("an op name that is not a string")
     return _op(name)
 
 
 @functools.lru_cache(maxsize=1024)
-def _op(name: str) -> Any:
+def _op(name: str) -> tuple[Any, Traits]:
     match = _NAME.fullmatch(name)
     if match is None:
         raise ReplayFailed(f"the grader could not replay {name[:80]!r}: not an aten op")
@@ -63,15 +71,7 @@ def _op(name: str) -> Any:
         op = None
     if not isinstance(op, torch._ops.OpOverload):
         raise ReplayFailed(f"the grader could not replay {name}: no such aten op")
-    return op
-
-
-class Traits(NamedTuple):
-    """What sizes an op's outputs before it runs."""
-
-    factory: bool  # takes a ``device`` keyword: its dry run is put on the meta device
-    view: bool  # its outputs are views of an input: no new memory
-    pointwise: int  # a pointwise op's number of outputs (each of its tensors' broadcast shape), else 0
+    return op, traits(op)
 
 
 @functools.cache
@@ -99,6 +99,9 @@ def _is_view(overload: Any) -> bool:
 
 def broadcast(shapes: list[torch.Size]) -> list[int] | None:
     """The shape ``shapes`` broadcast to, or None when they do not broadcast."""
+    first = shapes[0]
+    if shapes.count(first) == len(shapes):
+        return list(first)
     out = [1] * max(map(len, shapes))
     for shape in shapes:
         for i, n in enumerate(shape, len(out) - len(shape)):
@@ -111,14 +114,27 @@ def broadcast(shapes: list[torch.Size]) -> list[int] | None:
 
 def pointwise_numel(outputs: int, values: list[Any]) -> int | None:
     """The output size of a pointwise op of ``outputs`` outputs on ``values``, or None when unknown."""
+    if not outputs:
+        return None
     shapes = []
     for v in values:
         if isinstance(v, torch.Tensor):
             shapes.append(v.shape)
         elif isinstance(v, list):
             return None
-    shape = broadcast(shapes) if outputs and shapes else None
+    shape = broadcast(shapes) if shapes else None
     return None if shape is None else outputs * math.prod(shape)
+
+
+def largest(values: list[Any], depth: int = 1) -> int:
+    """The elements of the largest tensor in ``values`` (as ``tensors`` finds them), 0 when none."""
+    most = 0
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            most = max(most, v.numel())
+        elif depth < 4 and isinstance(v, (tuple, list)):
+            most = max(most, largest(v, depth + 1))
+    return most
 
 
 def dry_numel(overload: Any, factory: bool, args: list[Any], kwargs: dict[str, Any]) -> int | None:
@@ -153,20 +169,23 @@ def signature(value: Any, budget: list[int]) -> Hashable | None:
     budget[0] -= 1
     if budget[0] < 0:
         return None
+    kind = type(value)
+    if kind is int or kind is bool or kind is str or value is None:
+        return (kind, value)
+    if kind is float:
+        return (float, repr(value))  # nan is equal to nothing, 0.0 to -0.0: repr tells them apart
     if isinstance(value, torch.Tensor):
         return ("tensor", tuple(value.shape), value.stride(), value.dtype)
     if isinstance(value, list):
-        items = tuple(signature(v, budget) for v in value)
+        items = [signature(v, budget) for v in value]
         return None if None in items else ("list", *items)
     if isinstance(value, dict):
-        items = tuple((k, signature(v, budget)) for k, v in value.items())
-        return None if any(v is None for _, v in items) else ("dict", *items)
+        pairs = [(k, signature(v, budget)) for k, v in value.items()]
+        return None if any(v is None for _, v in pairs) else ("dict", *pairs)
     if isinstance(value, torch.device):
         return ("device",)
-    if type(value) is float:
-        return (float, repr(value))  # nan is equal to nothing, 0.0 to -0.0: repr tells them apart
-    if value is None or type(value) in (bool, int, str) or isinstance(value, _CONSTANTS):
-        return (type(value), value)
+    if isinstance(value, _CONSTANTS):
+        return (kind, value)
     return None
 
 
@@ -218,9 +237,9 @@ def reproduces(out: torch.Tensor, returned: Any) -> bool:
     """Whether the replayed ``out`` is the value the student returned (same dtype and shape, equal values)."""
     if not (isinstance(returned, torch.Tensor) and returned.dtype == out.dtype and returned.shape == out.shape):
         return False
-    if not out.is_floating_point():
-        return torch.equal(out, returned)
-    return torch.allclose(out, returned, rtol=MATCH_RTOL, atol=MATCH_ATOL, equal_nan=True)
+    if torch.equal(out, returned):  # then allclose too: the common case, and far cheaper
+        return True
+    return out.is_floating_point() and torch.allclose(out, returned, rtol=MATCH_RTOL, atol=MATCH_ATOL, equal_nan=True)
 
 
 def same(got: tuple[Any, ...], recorded: tuple[Any, ...]) -> bool:
@@ -239,12 +258,19 @@ def same(got: tuple[Any, ...], recorded: tuple[Any, ...]) -> bool:
     return True
 
 
-def refs(outs: Any, depth: int = 0) -> Iterator[Any]:
+def refs(outs: Any) -> list[Any]:
+    """The refs of an op's recorded outputs (``{"$r": ref}``, in lists)."""
+    if type(outs) is dict and len(outs) == 1 and "$r" in outs:
+        return [outs["$r"]]
+    return list(_refs(outs))
+
+
+def _refs(outs: Any, depth: int = 0) -> Iterator[Any]:
     if isinstance(outs, dict) and set(outs) == {"$r"}:
         yield outs["$r"]
     elif isinstance(outs, list) and depth < 4:
         for o in outs:
-            yield from refs(o, depth + 1)
+            yield from _refs(o, depth + 1)
 
 
 def tensors(result: Any, depth: int = 0) -> Iterator[torch.Tensor]:

@@ -15,7 +15,7 @@ from random import Random
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autograder.checks import drawn
@@ -169,6 +169,19 @@ def test_a_copied_example_is_what_deepcopy_makes_of_it(example):
             drawn._copied(example)
         return
     assert _layout(drawn._copied(example)) == _layout(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_examples())
+@example((torch.arange(3.0).requires_grad_(), [torch.zeros(2, 3).t()] * 2))  # a plain leaf requiring grad, shared
+def test_a_walk_copies_a_kept_example_as_deepcopy_copies_the_drawn_one(example):
+    try:
+        expected = copy.deepcopy(example)
+    except RuntimeError:  # not kept: the tree is turned off
+        return
+    step = drawn.Step((), *drawn._kept(example))
+    for _ in range(2):
+        assert _layout(drawn._fresh(step)) == _layout(expected)
 
 
 def _seen() -> tuple:

@@ -27,7 +27,7 @@ from autograder.sandbox.runtime import carry, wire
 from autograder.sandbox.runtime.wire import Leaf
 from autograder.sandbox.runtime.child import Responder
 from autograder.sandbox.asked import used_names
-from autograder.sandbox.session import Session
+from autograder.sandbox.calls import Session
 
 PRELUDE = "import math\nimport torch\nimport torch.nn.functional as F\nfrom torch import distributions as D\n"
 C2_WRONG = '''

@@ -14,6 +14,7 @@ import torch
 import reference
 from autograder.checks import QUESTIONS, run_check
 from autograder.checks.framework import Status
+from autograder.checks import live
 from autograder.checks.live import LiveOracle
 from autograder.checks.oracle import Oracle, TapeError
 from autograder.checks.tape import TapeOracle, default_oracle
@@ -110,3 +111,31 @@ def test_only_the_live_oracle_carries_errors_forward():
     with pytest.raises(TapeError):
         TapeOracle({}).carried(("gmvae_elbo",), 0)
     assert callable(LiveOracle().carried(("gmvae_elbo",), 0))
+
+
+def test_the_live_oracle_answers_a_repeated_question_as_a_new_call_would(monkeypatch):
+    calls = []
+
+    def drawing(x, scale, f=None):
+        calls.append(scale)
+        return x * scale + torch.randn(x.shape, dtype=x.dtype), scale
+
+    monkeypatch.setitem(live.FUNCTIONS, "drawing", drawing)
+    oracle, x = LiveOracle(), torch.arange(3.0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        first = oracle.expected("drawing", (x, 2.0), {})
+        after = torch.random.get_rng_state()
+        torch.manual_seed(1)
+        again = oracle.expected("drawing", (x.clone(), 2.0), {})
+        assert len(calls) == 1 and torch.equal(again[0], first[0]) and torch.equal(torch.random.get_rng_state(), after)
+        again[0].add_(1)  # the check's own copy
+        torch.manual_seed(1)
+        assert torch.equal(oracle.expected("drawing", (x, 2.0), {})[0], first[0]) and len(calls) == 1
+        torch.manual_seed(2)  # another state of the generator
+        oracle.expected("drawing", (x, 2.0), {})
+        # other arguments: -0.0 is not 0.0, float64 is not float32, a function is not data
+        for args, kwargs in [((x, 0.0), {}), ((x, -0.0), {}), ((x.double(), 2.0), {}), ((x, 2.0), {"f": len})] * 2:
+            torch.manual_seed(1)
+            oracle.expected("drawing", args, kwargs)
+    assert len(calls) == 2 + 4 + 1  # the function's question is asked each time

@@ -155,3 +155,43 @@ def test_the_worker_plugin_stops_dasks_profiler_and_starts_the_sandbox(monkeypat
     asyncio.run(cluster._plugin().setup(worker))
     assert sorted(worker.periodic_callbacks) == ["heartbeat"] and started == [True]
     assert callbacks["profile"].stopped and callbacks["profile-cycle"].stopped and not callbacks["heartbeat"].stopped
+
+
+def test_a_local_cluster_is_started_quiet_and_without_the_nannys_memory_monitor(monkeypatch):
+    """Dask's housekeeping (ticks, monitors, stealing) is set off for the scheduler and the workers it spawns."""
+    import dask
+
+    seen = {}
+
+    class FakeLocalCluster:
+        def __init__(self, **kwargs) -> None:
+            seen["kwargs"] = kwargs
+            seen["config"] = {key: dask.config.get(key) for key in cluster.QUIET}
+
+        def close(self) -> None:
+            seen["closed"] = True
+
+    class FakeClient:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def register_plugin(self, plugin) -> None:
+            pass
+
+        def get_versions(self, check, packages):
+            return {}
+
+        def run(self, fn):
+            return {"tcp://w1": cluster.grader_version()}
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(distributed, "LocalCluster", FakeLocalCluster)
+    monkeypatch.setattr(distributed, "Client", FakeClient)
+    with cluster.Cluster(ClusterSpec(local_workers=2)):
+        pass
+    assert seen["config"] == cluster.QUIET
+    assert seen["kwargs"]["memory_limit"] == 0 and seen["kwargs"]["threads_per_worker"] == 1
+    assert seen["kwargs"]["n_workers"] == 2 and seen["closed"]
+    assert dask.config.get("distributed.scheduler.work-stealing") is True  # Dask's default again, outside

@@ -256,6 +256,13 @@ def test_a_malformed_trace_is_a_broken_reply(trace):
         _grads(trace, Z)
 
 
+@pytest.mark.parametrize("device", ["meta", 0, [], {}])
+def test_a_device_other_than_the_cpu_is_refused(device):
+    trace = _trace([_op("aten.ones.default", [[2]], {"$r": 2}, kwargs={"device": {"$dev": device}})])
+    with pytest.raises(replay.ReplayFailed, match="replays only on the CPU"):
+        _grads(trace, Z)
+
+
 def test_an_unsupported_argument_type_is_named():
     trace = _trace([_op("aten.neg.default", [{"$x": "Generator"}], {"$r": 2})])
     with pytest.raises(replay.ReplayFailed, match="aten.neg.default: an argument of type Generator"):

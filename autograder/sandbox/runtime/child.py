@@ -51,7 +51,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import builders, carry, confine, guard, record, seccomp, wire
+from . import builders, carry, confine, frames, guard, record, seccomp, wire
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
@@ -418,4 +418,4 @@ def _running(child: int) -> bool:
 
 #: Taken at import, in the zygote before any student code (a list, so that taking it adds no name to check).
 _SNAPSHOT: list[guard.Snapshot] = []
-_SNAPSHOT.append(guard.Snapshot((sys.modules[__name__], wire, builders, guard, carry)))
+_SNAPSHOT.append(guard.Snapshot((sys.modules[__name__], wire, frames, builders, guard, carry)))

@@ -35,7 +35,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import guard, wire
 
-MAX_OPS = 50_000  # a Python loop over the 4000 samples of E4 fits; so does its frame (wire._FRAME_ITEMS)
+MAX_OPS = 50_000  # a Python loop over the 4000 samples of E4 fits; so does its frame (frames.FRAME_ITEMS)
 MAX_ELEMENTS = 2**23  # elements of constants, taken outputs and node gradients in one trace
 TAKEN = frozenset({"empty", "empty_like", "empty_strided", "empty_permuted", "new_empty", "new_empty_strided"})
 _FUNCTION_APPLY = torch.autograd.function.Function.__dict__["apply"].__func__

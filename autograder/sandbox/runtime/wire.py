@@ -2,11 +2,10 @@
 
 Both sides import this module: the grader to encode arguments and decode
 replies, the student process to decode arguments and encode return values.
-Frames are length-prefixed JSON. Decoding is strict, bounded and total: a
-hostile reply can make a check fail, never make the grader run code, run out
-of memory or raise anything but ``WireError``. Text is made valid where it
-enters (``loads``): a lone surrogate becomes its backslash escape, so every
-string the grader holds can be written as UTF-8.
+Frames are length-prefixed JSON (``frames``, whose names this module passes
+on, so both sides know the whole protocol as ``wire``). Decoding is strict,
+bounded and total: a hostile reply can make a check fail, never make the
+grader run code, run out of memory or raise anything but ``WireError``.
 
 Encoding (JSON values, tags start with ``$``)::
 
@@ -30,15 +29,23 @@ nothing; ``loads`` refuses a frame whose structure is larger before parsing it.
 from __future__ import annotations
 
 import base64
-import json
 import math
-import os
-import re
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from .frames import (  # noqa: F401 - passed on: both sides use the frames as ``wire.*``
+    MAX_FRAME_BYTES,
+    WireError,
+    encode_frame,
+    loads,
+    read_exactly,
+    read_frame,
+    valid_strings,
+    valid_text,
+    write_frame,
+)
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -54,19 +61,11 @@ DTYPES: dict[str, torch.dtype] = {
 }
 _DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 
-MAX_FRAME_BYTES = 256 * 2**20
 MAX_DEPTH = 32
 MAX_DIMS = 16
 MAX_ELEMENTS = 2**36  # product of a tensor's non-zero dimensions (an empty tensor holds no memory, but is used)
 MAX_ITEMS = 100_000  # values in one encoded value: containers' items, recursively (a tensor is one)
-_FRAME_ITEMS = 16 * MAX_ITEMS  # JSON separators outside strings in one frame (value, grads, arguments)
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _INT_RANGE = range(-(2**63), 2**63)
-_HEADER = struct.Struct("!Q")
-
-
-class WireError(ValueError):
-    """A frame or value that does not follow the protocol."""
 
 
 @dataclass(frozen=True)
@@ -128,50 +127,6 @@ class SympyTree:
     """A sympy expression as a nested list tree; rebuilt by the grader's whitelist."""
 
     tree: Any
-
-
-def valid_text(text: str) -> str:
-    """``text`` with every lone surrogate replaced by its backslash escape (valid UTF-8 from then on)."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def valid_strings(obj: Any) -> Any:
-    """``valid_text`` applied in place to every string (keys too) of parsed JSON ``obj``; iterative."""
-    if isinstance(obj, str):
-        return valid_text(obj)
-    stack = [obj]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            for i, v in enumerate(node):
-                if isinstance(v, str):
-                    node[i] = valid_text(v)
-                elif isinstance(v, (list, dict)):
-                    stack.append(v)
-        elif isinstance(node, dict):
-            items = [(valid_text(k), valid_text(v) if isinstance(v, str) else v) for k, v in node.items()]
-            node.clear()
-            node.update(items)
-            stack.extend(v for _, v in items if isinstance(v, (list, dict)))
-    return obj
-
-
-def loads(body: bytes) -> Any:
-    """Parse one JSON frame from an untrusted side, with ``valid_strings`` applied.
-
-    Raises ``ValueError`` (bad UTF-8 or JSON, an integer of more than 4300
-    digits) or ``RecursionError`` (deep nesting), as ``json.loads`` does.
-    """
-    if body.count(b",") > _FRAME_ITEMS and _JSON_STRING.sub(b"", body).count(b",") > _FRAME_ITEMS:
-        raise ValueError(f"a frame of more than {_FRAME_ITEMS} values")
-    obj = json.loads(body)
-    if b"\\ud" in body or b"\\uD" in body or b"\xed" in body:  # only then can a surrogate be in there
-        valid_strings(obj)
-    return obj
 
 
 def tensor_to_wire(t: torch.Tensor, grad_id: str | None = None) -> dict[str, Any]:
@@ -396,43 +351,3 @@ def _sympy_tree(expr: Any) -> Any:
         return node(expr, 0)
     except _Oversized:
         return ["Oversized"]
-
-
-# -- frames ------------------------------------------------------------------
-
-
-def encode_frame(message: dict[str, Any]) -> bytes:
-    """One length-prefixed JSON frame."""
-    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
-    return _HEADER.pack(len(body)) + body
-
-
-def write_frame(fd: int, message: dict[str, Any]) -> None:
-    """Write one length-prefixed JSON frame to ``fd``."""
-    view = memoryview(encode_frame(message))
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def read_exactly(fd: int, n: int) -> bytes:
-    """Blocking read of ``n`` bytes; ``EOFError`` when the other side is gone."""
-    chunks = []
-    while n:
-        chunk = os.read(fd, min(n, 1 << 20))
-        if not chunk:
-            raise EOFError("the other side closed the channel")
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-def read_frame(fd: int) -> dict[str, Any]:
-    """Blocking read of one frame (used on the trusted side of a channel)."""
-    (size,) = _HEADER.unpack(read_exactly(fd, _HEADER.size))
-    if size > MAX_FRAME_BYTES:
-        raise WireError(f"frame of {size} bytes is too large")
-    message = loads(read_exactly(fd, size))
-    if not isinstance(message, dict):
-        raise WireError("a frame must hold a JSON object")
-    return message
