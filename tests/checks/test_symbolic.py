@@ -355,3 +355,24 @@ def expected_log_gaussian_sympy(mu_q, s_q, mu_p, s_p):
     assert failed(results) == {"symbolically equal to the lemma", "built from the symbols it is given"}
     assert all("within the grader's limits" in plain_text(r) for r in results), [plain_text(r) for r in results]
     assert _peak_rss_mib() - before < 200
+
+
+def test_a_verdict_is_kept_per_request_and_one_at_a_limit_is_not(monkeypatch):
+    """C3's verdicts are reused only for the very same request; a verdict that hit a budget is asked again."""
+    from autograder.checks import gmvae, symbolic_worker
+
+    asked = []
+
+    def judge(tree, expected, names, seed):
+        asked.append((tree, seed))
+        return symbolic_worker.Verdict(limit="too slow") if tree == ["slow"] else symbolic_worker.Verdict(equal=True)
+
+    monkeypatch.setattr(symbolic_worker, "judge", judge)
+    monkeypatch.setattr(gmvae, "_VERDICTS", {})
+    names = ("x",)
+    assert gmvae._judged(["a"], ["e"], names, 0).equal and gmvae._judged(["a"], ["e"], names, 0).equal
+    gmvae._judged(["a"], ["e"], names, 1)  # another seed: another request
+    gmvae._judged(["b"], ["e"], names, 0)  # another tree
+    gmvae._judged(["slow"], ["e"], names, 0)
+    gmvae._judged(["slow"], ["e"], names, 0)
+    assert asked == [(["a"], 0), (["a"], 1), (["b"], 0), (["slow"], 0), (["slow"], 0)]
