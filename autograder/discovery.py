@@ -2,20 +2,27 @@
 
 ``SUBMISSIONS/<student>.ipynb`` or ``SUBMISSIONS/<student>/<one>.ipynb``; the
 student id is the file or folder name (valid Unicode, NFC). A symbolic link
-is refused, never followed; a file that is not a notebook is named as such.
-A student's output folder name is safe, bounded and unique (``student_dir``).
+is refused, never followed; a file that is not a notebook (or not a regular
+file) is named as such. A student's output folder name is safe, bounded and
+unique (``student_dir``); students whose folders would still be one folder
+(names equal but for case) are refused before grading (``discover``).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import stat
+import tempfile
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder import out_files
+from autograder.escape import clip
 from autograder.grading import one_line
 from autograder.notebook import MAX_NOTEBOOK_BYTES
 
@@ -29,11 +36,19 @@ class Submission:
     problem: str | None = None
 
 
-#: What a run (or a command on its output) writes next to the students' folders: never a student's folder name.
-CLASS_LEVEL_NAMES = frozenset({"gradebook.csv", "report.html", "review", "review-key", "timing.csv", "similarity.csv",
-                               "changes.csv", "canvas.csv", "moodle.csv"})
-MAX_FOLDER_BYTES = 100  # of a student's folder name before its hash (a file name may have 255)
+MAX_FOLDER_BYTES = 100  # of a student's folder name, hash included (a file name may have 255)
+DIGEST_HEX = 32  # 128 bits of sha256 in a changed folder name: no two ids can be made to collide on purpose
 _LINK = "is a symbolic link; submit the notebook itself"
+_SPECIAL = "is not a regular file; submit the notebook itself"
+
+
+@functools.cache
+def class_level_names() -> frozenset[str]:
+    """What a run (or a command on its output) writes next to the students' folders, case-folded: never a
+    student's folder name. Taken from the constants of the modules that write them."""
+    names = {*out_files.OTHERS, out_files.REVIEW_KEY, out_files.OVERRIDES, out_files.LATENESS,
+             *(f"{lms}.csv" for lms in out_files.LMS)}
+    return frozenset(name.casefold() for name in names)
 
 
 class SubmissionError(Exception):
@@ -44,10 +59,13 @@ class SubmissionError(Exception):
         self.reason = reason
 
 
-def _notebooks(folder: Path) -> tuple[list[Path], list[Path]]:
-    """The notebooks directly in ``folder``, and the symbolic links named like one (refused)."""
+def _notebooks(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """The notebooks directly in ``folder``, the symbolic links named like one and the other files (a FIFO,
+    a device, a folder) named like one; the last two are refused."""
     found = sorted(p for p in folder.iterdir() if p.suffix == ".ipynb" and not p.name.startswith("."))
-    return [p for p in found if not p.is_symlink() and p.is_file()], [p for p in found if p.is_symlink()]
+    links = [p for p in found if p.is_symlink()]
+    notebooks = [p for p in found if p not in links and p.is_file()]
+    return notebooks, links, [p for p in found if p not in links and p not in notebooks]
 
 
 def _student_id(name: str) -> str:
@@ -56,11 +74,14 @@ def _student_id(name: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def discover(folder: Path) -> list[Submission]:
+def discover(folder: Path, fold_case: bool = True) -> list[Submission]:
     """``folder/<student>.ipynb`` or ``folder/<student>/<one>.ipynb``, sorted by student id.
 
-    A symbolic link (to a notebook or a folder) is that student's problem; an
-    unreadable student folder too.
+    A symbolic link (to a notebook or a folder), a special file named like a
+    notebook, an unreadable student folder and an output folder shared with
+    another student (``folder_clashes``; names equal but for case only when
+    ``fold_case``: the output folder's file system folds case) are that
+    student's problem.
     """
     found: dict[str, list[Path]] = {}
     problems: dict[str, str] = {}
@@ -73,28 +94,68 @@ def discover(folder: Path) -> list[Submission]:
                 student = _student_id(entry.stem if entry.suffix == ".ipynb" else entry.name)
                 problems.setdefault(student, one_line(f"{entry.name} {_LINK}", 300))
                 found.setdefault(student, [])
-        elif entry.is_file() and entry.suffix == ".ipynb":
-            found.setdefault(_student_id(entry.stem), []).append(entry)
-        elif entry.is_file():
-            others.setdefault(_student_id(entry.stem), []).append(_student_id(entry.name))
         elif entry.is_dir():
-            student = _student_id(entry.name)
-            try:
-                paths, links = _notebooks(entry)
-            except OSError as exc:
-                problems.setdefault(student, one_line(f"the student's folder could not be read ({exc.strerror})"))
-                paths, links = [], []
-            if links:
-                problems.setdefault(student, one_line(f"{links[0].relative_to(folder)} {_LINK}", 300))
-            found.setdefault(student, []).extend(paths)
-            if not paths and student not in problems:
-                problems[student] = _no_notebook(entry)
+            _folder(entry, folder, found, problems)
+        elif entry.suffix == ".ipynb" and not entry.is_file():  # a FIFO, socket or device
+            problems.setdefault(_student_id(entry.stem), one_line(f"{entry.name} {_SPECIAL}", 300))
+            found.setdefault(_student_id(entry.stem), [])
+        elif entry.suffix == ".ipynb":
+            found.setdefault(_student_id(entry.stem), []).append(entry)
+        else:
+            others.setdefault(_student_id(entry.stem), []).append(_student_id(entry.name))
     for student, names in others.items():  # a student whose only file is not a notebook gets a row saying so
         if student not in found:
             found[student] = []
             problems[student] = one_line(f"{', '.join(names)}: not a notebook (submit the .ipynb file)", 300)
+    problems |= folder_clashes(found, fold_case)
     return [Submission(s, None, problems[s]) if s in problems else _submission(s, paths, folder)
             for s, paths in sorted(found.items())]
+
+
+def _folder(entry: Path, folder: Path, found: dict[str, list[Path]], problems: dict[str, str]) -> None:
+    """The notebooks of the student folder ``entry``, or its problem (unreadable, a link or special file in it,
+    no notebook)."""
+    student = _student_id(entry.name)
+    try:
+        paths, links, special = _notebooks(entry)
+    except OSError as exc:
+        problems.setdefault(student, one_line(f"the student's folder could not be read ({exc.strerror})"))
+        paths, links, special = [], [], []
+    if links:
+        problems.setdefault(student, one_line(f"{links[0].relative_to(folder)} {_LINK}", 300))
+    if special:
+        problems.setdefault(student, one_line(f"{special[0].relative_to(folder)} {_SPECIAL}", 300))
+    found.setdefault(student, []).extend(paths)
+    if not paths and student not in problems:
+        problems[student] = _no_notebook(entry)
+
+
+def folder_clashes(students: Iterable[str], fold_case: bool = True) -> dict[str, str]:
+    """The students whose output folders would be one folder — the same name or, with ``fold_case``, names equal
+    but for case, which a case-insensitive file system (macOS, Windows, SMB) folds into one — each with the
+    problem of the group."""
+    groups: dict[str, list[str]] = {}
+    for student in students:
+        name = student_dir(Path(), student).name
+        groups.setdefault(name.casefold() if fold_case else name, []).append(student)
+    clashes = {}
+    for group in (sorted(g) for g in groups.values() if len(g) > 1):
+        names = ", ".join(clip(s, 30) for s in group[:3]) + (", …" if len(group) > 3 else "")
+        problem = one_line(f"one output folder for {len(group)} students whose names differ only in case ({names}); "
+                           "rename all but one", 300)  # the same for all: a folder they share holds the same record
+        clashes |= dict.fromkeys(group, problem)
+    return clashes
+
+
+def folds_case(folder: Path) -> bool:
+    """Whether ``folder``'s file system takes names that differ only in case for one name (``folder`` is made)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".case-probe-", dir=folder)
+    os.close(fd)
+    try:
+        return os.path.exists(os.path.join(folder, os.path.basename(probe).upper()))
+    finally:
+        os.unlink(probe)
 
 
 def _no_notebook(folder: Path) -> str:
@@ -114,7 +175,11 @@ def _submission(student: str, paths: list[Path], folder: Path) -> Submission:
     if len(paths) > 1:
         names = ", ".join(str(p.relative_to(folder)) for p in paths)
         return Submission(student, None, one_line(f"{len(paths)} notebooks for one student ({names}); keep one", 300))
-    if paths[0].lstat().st_size > MAX_NOTEBOOK_BYTES:
+    try:
+        size = paths[0].lstat().st_size
+    except OSError:  # e.g. a path past PATH_MAX: read_submission opens it step by step and checks the size
+        size = 0
+    if size > MAX_NOTEBOOK_BYTES:
         return Submission(student, None, f"notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
     return Submission(student, paths[0])
 
@@ -151,21 +216,27 @@ def student_dir(out: Path, student: str) -> Path:
     """The output folder of ``student``: never outside ``out``, never a class-level file, one per student.
 
     A name that had to be changed (a character replaced, a leading dot, a
-    class-level name, cut to ``MAX_FOLDER_BYTES`` of UTF-8) gets a ``_`` prefix
-    and a hash of the original, so two students never share a folder; the
-    original id stays in the gradebook.
+    class-level name in any case, over ``MAX_FOLDER_BYTES`` of UTF-8) gets a
+    ``_`` prefix, its first bytes and a 128-bit hash of the original, so two
+    students never share a folder; the original id stays in the gradebook.
     """
     safe = "".join(ch if ch.isprintable() and ch not in "/\\" else "_" for ch in student)
-    short = safe.encode("utf-8", "replace")[:MAX_FOLDER_BYTES].decode("utf-8", "ignore")
-    if short == student and safe and not safe.startswith((".", "_")) and safe.lower() not in CLASS_LEVEL_NAMES:
+    if (safe == student and safe and len(safe.encode()) <= MAX_FOLDER_BYTES and not safe.startswith((".", "_"))
+            and safe.casefold() not in class_level_names()):
         return out / safe
-    digest = hashlib.sha256(student.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return out / f"_{short}-{digest}"
+    short = safe.encode()[: MAX_FOLDER_BYTES - DIGEST_HEX - 2].decode("utf-8", "ignore")
+    return out / f"_{short}-{_digest(student)}"
+
+
+def _digest(student: str) -> str:
+    return hashlib.sha256(student.encode("utf-8", "surrogateescape")).hexdigest()[:DIGEST_HEX]
 
 
 ASSIGNMENT_NOTEBOOK = "assignment.ipynb"  # the name the distributed notebook has
 _SKIPPED_FOLDERS = frozenset({"__MACOSX", ".ipynb_checkpoints", "__pycache__"})
-MAX_UPLOAD_ENTRIES = 10_000
+MAX_UPLOAD_ENTRIES = 10_000  # files and folders
+MAX_UPLOAD_DEPTH = 16  # folders below the upload
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -178,21 +249,70 @@ class JobSubmission:
     note: str | None = None
 
 
-def _uploaded_notebooks(folder: Path) -> tuple[list[Path], list[Path]]:
-    """Every notebook below ``folder`` (subfolders too, never through a link) and the links named like one."""
-    notebooks, links, seen = [], [], 0
-    for parent, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_FOLDERS
-                         and not os.path.islink(os.path.join(parent, d)))
-        for name in sorted(files):
-            seen += 1
-            path = Path(parent, name)
-            if seen > MAX_UPLOAD_ENTRIES:
-                return notebooks, links
-            if name.startswith(".") or not name.endswith(".ipynb"):
+@dataclass
+class _Upload:
+    """A walk of an upload: the notebooks and the links named like one found so far, and the entries seen."""
+
+    root: Path
+    notebooks: list[Path] = field(default_factory=list)
+    links: list[Path] = field(default_factory=list)
+    seen: int = 0
+
+    def walk(self, fd: int, path: Path, depth: int) -> None:
+        """The folder open at ``fd`` (``path``), then its subfolders in name order, each opened relative to
+        its parent (so no path length limit applies); ``SubmissionError`` past a limit."""
+        entries = []
+        with os.scandir(fd) as listing:
+            for entry in listing:
+                self.seen += 1
+                if self.seen > MAX_UPLOAD_ENTRIES:
+                    raise SubmissionError(f"the upload holds more than {MAX_UPLOAD_ENTRIES:,} files and folders")
+                entries.append(entry)
+        folders = []
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith("."):
                 continue
-            (links if path.is_symlink() else notebooks).append(path)
-    return notebooks, links
+            if entry.is_symlink():
+                if entry.name.endswith(".ipynb"):
+                    self.links.append(path / entry.name)
+            elif entry.is_dir(follow_symlinks=False):
+                if entry.name not in _SKIPPED_FOLDERS:
+                    folders.append(entry.name)
+            elif entry.name.endswith(".ipynb"):
+                self.notebooks.append(path / entry.name)  # read_submission refuses one that is not a regular file
+        if folders and depth == MAX_UPLOAD_DEPTH:
+            raise SubmissionError(f"the upload is nested deeper than {MAX_UPLOAD_DEPTH} folders; "
+                                  "submit the notebook with fewer folders around it")
+        for name in folders:
+            try:
+                sub = os.open(name, _DIR, dir_fd=fd)
+            except OSError as exc:
+                where = (path / name).relative_to(self.root)
+                raise SubmissionError(one_line(f"{where} could not be read ({exc.strerror})", 300)) from None
+            try:
+                self.walk(sub, path / name, depth + 1)
+            finally:
+                os.close(sub)
+
+
+def _uploaded_notebooks(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Every notebook below ``folder`` (subfolders too, never through a link) and the links named like one;
+    ``SubmissionError`` past ``MAX_UPLOAD_DEPTH`` folders or ``MAX_UPLOAD_ENTRIES`` entries."""
+    upload = _Upload(folder)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SubmissionError(one_line(f"the upload could not be read ({exc.strerror})")) from None
+    try:
+        upload.walk(fd, folder, 0)
+    finally:
+        os.close(fd)
+    return upload.notebooks, upload.links
+
+
+def upload_student(upload: Path) -> str:
+    """The student id of an upload: its folder's name, or its notebook's."""
+    return _student_id(upload.name if upload.is_dir() else upload.stem)
 
 
 def _defines_graded_names(path: Path, root: Path) -> bool:
@@ -213,10 +333,13 @@ def job_submission(upload: Path) -> JobSubmission:
     With several notebooks: the one named ``assignment.ipynb``, else the only
     one that defines graded names; otherwise none, and the problem says why.
     """
+    student = upload_student(upload)
     if not upload.is_dir():
-        return JobSubmission(_submission(_student_id(upload.stem), [upload], upload.parent), upload.parent)
-    student = _student_id(upload.name)
-    notebooks, links = _uploaded_notebooks(upload)
+        return JobSubmission(_submission(student, [upload], upload.parent), upload.parent)
+    try:
+        notebooks, links = _uploaded_notebooks(upload)
+    except SubmissionError as exc:
+        return JobSubmission(Submission(student, None, exc.reason), upload)
     if links and not notebooks:
         return JobSubmission(Submission(student, None, one_line(f"{links[0].relative_to(upload)} {_LINK}", 300)), upload)
     if len(notebooks) <= 1:

@@ -19,7 +19,9 @@ it is written:
   ``printable``; a backslash that would read as an escape is doubled), and a
   spreadsheet formula is neutralised as OWASP describes (a leading ``'``
   before ``= + - @``, tab or CR, and before a leading ``'``); numbers stay
-  numbers, and ``csv_value(csv_cell(text)) == text`` for every text.
+  numbers, and ``csv_value(csv_cell(text)) == text`` for every text;
+* ``parse_score``: a TA's score cell read strictly (ASCII digits, at most
+  two decimals), never a different number than the one typed.
 
 The module imports nothing of the grader, so every layer (checks, reports,
 CLI) can use it.
@@ -103,6 +105,27 @@ def md_code(text: str, info: str = "text") -> str:
 def html_text(text: str, limit: int = FIELD_CHARS) -> str:
     """``text`` as escaped HTML text (quotes included), printable, bounded."""
     return html.escape(printable(clip(text, limit), keep_newlines=True), quote=True)
+
+
+#: A score as a TA types it: ASCII digits (``re``'s ``[0-9]``, not ``\d``), four before the point and at
+#: most two decimals (then only zeros, as a spreadsheet may pad: ``5.000``), so ``reports.totals.number``
+#: (six significant digits) shows it exactly.
+_SCORE = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,2}0*)?")
+
+
+def parse_score(raw: str) -> float | str:
+    """The points of a TA's score cell (``2``, `` 2.5 ``, ``0.25``), or the problem with it.
+
+    Stricter than ``float``, which also reads ``-0`` (shown as "-0"), ``1_0`` (10), ``1e0``,
+    ``inf`` and any script's digits (fullwidth ``１``, Arabic-Indic ``٣``): a mistyped cell is
+    refused, never read as another score.
+    """
+    text = raw.strip()
+    if _SCORE.fullmatch(text):
+        return float(text)
+    if text.startswith("-") and _SCORE.fullmatch(text[1:]):
+        return f"score {clip(text, 20)!r} has a minus sign: a score is 0 or more"
+    return f"score {clip(text, 20)!r} is not a number (digits 0-9, at most two decimals: 2.5)"
 
 
 def _is_number(cell: str) -> bool:

@@ -21,7 +21,7 @@ import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from autograder.sandbox.runtime.wire import loads
+from autograder.sandbox.runtime.frames import loads
 
 MAX_NOTEBOOK_BYTES = 256 * 2**20
 MAX_CODE_CHARS = 2 * 2**20

@@ -31,7 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder.discovery import Submission, SubmissionError, discover, job_submission, read_submission, student_dir
+from autograder.discovery import (
+    Submission,
+    SubmissionError,
+    discover,
+    folds_case,
+    job_submission,
+    read_submission,
+    student_dir,
+    upload_student,
+)
 from autograder.grading import Graded, grade_notebook, grader_error, grading_failed, submission_key
 from autograder.reports.class_report import render_class_report, render_timing, this_run
 from autograder.reports import (
@@ -135,8 +144,13 @@ def grade_submission(submission: Path, results: Path, seed: int = 0, policy: Pol
     ``/autograder/results``). With several notebooks in the upload, the
     outcome's ``note`` says which one was graded and why. With a late
     ``policy``, results.json's score is after the penalty for ``submitted``.
+    Total for the upload: a grader error while searching it is its status.
     """
-    job = job_submission(submission)
+    try:
+        job = job_submission(submission)
+    except Exception as exc:  # noqa: BLE001 - whatever the upload holds, Gradescope gets a results.json
+        graded = grading_failed(grader_error("the upload", exc), traceback.format_exc())
+        return _written(results, upload_student(submission), graded, True)
     sub = job.submission
     try:
         data = None if sub.path is None else read_submission(sub.path, job.root)
@@ -179,7 +193,7 @@ def grade_class(
     The overrides kept in ``out`` are applied again; with a late ``policy``, each student's
     ``submitted`` time (or why it is unknown) gives their penalty (``course.lateness``).
     """
-    subs = discover(submissions)
+    subs = discover(submissions, fold_case=folds_case(out))
     if not subs:
         raise NoSubmissions(f"no submissions found in {submissions} (a notebook <student>.ipynb, or a folder "
                             "<student>/ holding one)")

@@ -12,7 +12,9 @@ and the CPU time the sandbox measured), every question to the reference, and
 the fixed costs around the checks (session start with its cells, describe,
 closing, error carried forward, the reports). A check's ``grader`` column is
 its wall time less the time spent inside the student's requests and the
-reference: hypothesis drawing and shrinking, comparing, hints.
+reference: hypothesis drawing and shrinking, comparing, hints. The last line
+is the floor of the call protocol itself: the cost of a call to a function
+that returns its argument, times the grade's number of calls.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autograder import grading, runner  # noqa: E402
 from autograder.checks import drawn  # noqa: E402
 from autograder.checks.live import LiveOracle  # noqa: E402
+from autograder.notebook import CodeCell  # noqa: E402
 from autograder.sandbox.session import StudentSession  # noqa: E402
 from autograder.sandbox.worker import worker_sandbox  # noqa: E402
 
@@ -187,6 +192,23 @@ def table(meter: Meter, graded: grading.Graded, reports: float, top: int | None)
     return "\n".join(rows)
 
 
+def protocol_floor(calls: int, rounds: int = 500) -> str:
+    """What the call protocol alone costs: ``rounds`` calls of a function that returns its (4, 3) argument,
+    per call, and times ``calls`` (a grade's student calls); no check work, no reference, no replay."""
+    x = torch.randn(4, 3)
+    with StudentSession(worker_sandbox(), (CodeCell(0, "def echo(x):\n    return x"),)) as session:
+        for i in range(20):
+            session.call("echo", (x,), seed=i)
+        start, cpu, student = time.perf_counter(), time.thread_time(), session.cpu_spent
+        for i in range(rounds):
+            session.call("echo", (x,), seed=i)
+        wall, cpu = (time.perf_counter() - start) / rounds, (time.thread_time() - cpu) / rounds
+        child = (session.cpu_spent - student) / rounds
+    return (f"protocol floor (a call that returns its argument, {rounds} calls): {wall * 1e3:.3f} ms wall, "
+            f"{cpu * 1e3:.3f} ms grader CPU, {child * 1e3:.3f} ms CPU of the student process per call; "
+            f"x {calls} calls = {wall * calls:.2f} s wall, {(wall - child) * calls:.2f} s of it overhead")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", nargs="?", type=Path, default=SOLUTION)
@@ -207,6 +229,7 @@ def main() -> None:
             drawn.forget()
         meter, graded, reports = measure(data, args.seed)
     print(table(meter, graded, reports, args.top))
+    print(protocol_floor(sum(c.calls for k, c in meter.costs.items() if not k.startswith("total"))))
 
 
 if __name__ == "__main__":

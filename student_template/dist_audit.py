@@ -18,9 +18,13 @@ _GENERIC = ("def ", "import ", "from ", "raise ", "@", "#", '"""', "class ")
 MIN_LINE = 20
 
 
+#: Lines long enough but common to any torch code (the engine's replay has them as the reference does).
+_COMMON = frozenset({"with torch.no_grad():", "with torch.enable_grad():"})
+
+
 def _significant_lines(text: str) -> set[str]:
     lines = {line.strip() for line in text.splitlines()}
-    return {line for line in lines if len(line) >= MIN_LINE and not line.startswith(_GENERIC)}
+    return {line for line in lines if len(line) >= MIN_LINE and not line.startswith(_GENERIC) and line not in _COMMON}
 
 
 def _readable(path: Path) -> str:

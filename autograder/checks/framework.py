@@ -77,6 +77,7 @@ class Check:
     hint: str
     body: Callable[[Context], None]
     kind: str = "check"
+    keeps_inputs: bool = False  # every ``ctx.call`` also fails when it modified a tensor argument in place
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ class CheckResult:
     status: Status
     failure: FailureRecord | None = None
     seconds: float = field(compare=False, default=0.0)
+
+
+INPLACE_HINT = ("your function writes into an argument (an in-place op such as +=, exp_(), clamp_() or x[...] = on an "
+                "input): the contract leaves its inputs unchanged; work on new tensors")
 
 
 def derive_seed(*parts: object) -> int:
@@ -177,8 +182,13 @@ class Context:
         return cpu > QUESTION_SECONDS or time.monotonic() > began + QUESTION_WALL_FACTOR * QUESTION_SECONDS
 
     def call(self, **kwargs: Any) -> Any:
-        """Call the student's function; its return value."""
-        return self.reply(**kwargs).value
+        """Call the student's function; its return value (for a ``keeps_inputs`` check, only once the call is
+        seen to leave its tensor arguments as they were)."""
+        if not self.check.keeps_inputs:
+            return self.reply(**kwargs).value
+        reply = self.reply(return_args=True, **kwargs)
+        self.expect_unmodified(reply, {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}, INPLACE_HINT)
+        return reply.value
 
     def expect_unmodified(self, reply: Reply, before: dict[str, Any], hint: str = "") -> None:
         """Fail when an argument named in ``before`` was modified in place (a ``return_args`` reply).

@@ -1,10 +1,10 @@
 """Checks of Part B (full-covariance Gaussian via its Cholesky factor): B1 … B5.
 
-Inputs are halves (and powers of two on ill-conditioned diagonals), so that
-``L ε``, ``L Lᵀ`` and forward substitution are exact and any correct order of
-operations gives the reference's value. Expected log-densities and KL values
-are computed by the reference in float64 and judged with the tolerance of the
-student's dtype.
+Inputs are halves (``gaussian_strategies``; powers of two on ill-conditioned
+diagonals), so that ``L ε``, ``L Lᵀ`` and forward substitution are exact and
+any correct order of operations gives the reference's value. Expected
+log-densities and KL values are computed by the reference in float64 and
+judged with the tolerance of the student's dtype.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import torch
-from hypothesis import strategies as st
 
 from autograder.checks import strategies as S
 from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, UNBATCHED, expect_shape, expect_tensor, expect_unbatched
@@ -20,6 +19,8 @@ from autograder.checks.compare import keeps_dtype, tolerance
 from autograder.checks.diagnose import Diagnosis, expect_diagnosed, judge_hard_case, once
 from autograder.checks.evidence import log_density_probe
 from autograder.checks.framework import Context, Failure, for_all
+from autograder.checks.gaussian_strategies import broadcasting as _broadcasting, gaussians as _gaussians
+from autograder.checks.gaussian_strategies import raws as _raws
 from autograder.checks.registry import check
 from autograder.sandbox.runtime.wire import Leaf
 
@@ -53,45 +54,6 @@ _KL_MISTAKES = (
 )
 
 
-# -- strategies ----------------------------------------------------------------
-
-
-@S.composite
-def _raws(draw, dtype=None, batch=None):
-    """``raw (*B, d, d)`` in halves of [−4, 4], at least one batch dimension unless ``batch`` is given."""
-    dtype = dtype or draw(S.DTYPES)
-    batch = draw(S.batch_shapes(max_dims=2, max_side=2, min_dims=1)) if batch is None else batch
-    d = draw(st.integers(1, 3))
-    return draw(S.halves((*batch, d, d), -4, 4, dtype))
-
-
-@S.composite
-def _gaussians(draw, n_vectors: int, dtype=None, batch=None):
-    """``(L, vectors)``: a factor ``(*B, d, d)`` and ``n_vectors`` halves ``(*B, d)``, all with one batch shape
-    (at least one batch dimension unless ``batch`` is given)."""
-    dtype = dtype or draw(S.DTYPES)
-    batch = draw(S.batch_shapes(max_dims=2, max_side=2, min_dims=1)) if batch is None else batch
-    d = draw(st.integers(1, 3))
-    L = draw(S.scale_trils(batch, d, dtype))
-    return L, [draw(S.halves((*batch, d), -3, 3, dtype)) for _ in range(n_vectors)]
-
-
-@S.composite
-def _broadcasting(draw, n_vectors: int):
-    """Like ``_gaussians``, but one argument has the batch ``(a, b)`` and the others ``(b,)``, ``(a, 1)`` or ``(1, b)``.
-
-    With ``a, b ≥ 2`` every smaller batch really broadcasts: flattening each
-    argument's batch dims separately gives sizes that do not match.
-    """
-    dtype = draw(S.DTYPES)
-    a, b = draw(st.integers(2, 3)), draw(st.integers(2, 3))
-    d = draw(st.integers(1, 3))
-    full = draw(st.integers(0, n_vectors))  # the argument with the whole batch; index n_vectors is L
-    shapes = [(a, b) if i == full else draw(st.sampled_from([(b,), (a, 1), (1, b)])) for i in range(n_vectors + 1)]
-    L = draw(S.scale_trils(shapes[-1], d, dtype))
-    return L, [draw(S.halves((*shape, d), -3, 3, dtype)) for shape in shapes[:-1]]
-
-
 _SHAPE_HINT = "see the contract of B1: L has raw's shape, every leading batch dimension and the (d, d) matrix"
 #: A small factor, mean and point with one batch dimension, for the dtype checks (converted to each dtype).
 _L, _MU, _Z = torch.tensor([[[1.0, 0.0], [0.5, 2.0]]]), torch.tensor([[0.5, -1.0]]), torch.tensor([[1.0, 0.5]])
@@ -109,6 +71,10 @@ def _expect_grad(ctx: Context, got, expected: torch.Tensor, what: str, hint: str
 
 _TRIL_HINT = "see the contract of B1: raw's strictly lower part, zeros above the diagonal, softplus on it"
 _DIAGONAL_MISTAKES = (
+    # first: on the hand-made input exp(raw_ii) is close to it too (inf at 100, ~0 at −20)
+    Diagnosis("your diagonal is log(1 + exp(raw_ii)) computed as written: exp overflows in float32 once raw_ii > 88 "
+              "(and 1 + exp(raw_ii) rounds to 1 far below 0); softplus stays finite and positive",
+              lambda raw: torch.log(1 + torch.exp(raw.diagonal(dim1=-2, dim2=-1)))),
     Diagnosis("your diagonal is exp(raw_ii); the contract of B1 asks softplus(raw_ii)",
               lambda raw: raw.diagonal(dim1=-2, dim2=-1).exp()),
     Diagnosis("your diagonal is raw_ii unchanged; the contract of B1 passes it through softplus",
@@ -128,9 +94,15 @@ _LOWER_MISTAKES = (
 )
 
 
+def _softplus_telling() -> list[torch.Tensor]:
+    """A float32 raw with diagonal entries 100 and −20, where log(1 + exp(·)) over- and underflows (the drawn raws
+    are small halves, where every form of softplus agrees)."""
+    return [torch.tensor([[[100.0, 0.0], [-1.5, -20.0]]])]
+
+
 @check("B1", "L keeps raw below the diagonal, zeros above it, softplus on it", points=1.5, public=True, kind="property",
        hint=_TRIL_HINT)
-@for_all(_raws(), max_examples=12)
+@for_all(_raws(), max_examples=12, examples=_softplus_telling)
 def _tril_values(ctx: Context, raw: torch.Tensor) -> None:
     reply = ctx.reply(raw=raw, return_args=True)
     expected = ctx.expected("scale_tril_from_raw", raw)
@@ -197,7 +169,8 @@ def _cov_known(ctx: Context) -> None:
                      dtype=L.dtype, hint=_COV_HINT)
 
 
-@check("B2", "Σ over random batches of factors in float32 and float64", points=0.5, kind="property", hint=_COV_HINT)
+@check("B2", "Σ over random batches of factors in float32 and float64", points=0.5, kind="property", hint=_COV_HINT,
+       keeps_inputs=True)
 @for_all(_gaussians(0).map(lambda e: e[0]), max_examples=10)
 def _cov_random(ctx: Context, L: torch.Tensor) -> None:
     got = ctx.call(L=L)
@@ -230,7 +203,7 @@ _RSAMPLE_MISTAKES = (
 
 
 @check("B3", "z = μ + L ε, same batch shape, float32 and float64", points=0.5, public=True, kind="property",
-       hint=_RSAMPLE_HINT)
+       keeps_inputs=True, hint=_RSAMPLE_HINT)
 @for_all(_gaussians(2), max_examples=12)
 def _rsample_values(ctx: Context, example) -> None:
     L, (mu, eps) = example
@@ -286,9 +259,19 @@ def _log_prob64(ctx: Context, z: torch.Tensor, mu: torch.Tensor, L: torch.Tensor
     return ctx.expected("full_gaussian_log_prob", z.to(F64), mu.to(F64), L.to(F64))
 
 
+def _determinant_telling() -> list[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]:
+    """Float32 factors of d = 64 whose det Σ under- and overflows (2^±384): a log-density that takes the log of a
+    determinant is -inf or inf there, one from the diagonal of L is exact (the drawn factors are too small)."""
+    d = 64
+    eye, sub = torch.eye(d), torch.diag(torch.full((d - 1,), 0.5), -1)
+    L = torch.stack([0.125 * eye + 0.125 * sub, 8 * eye + sub])
+    z = torch.arange(2 * d, dtype=torch.float32).reshape(2, d) % 3 / 2
+    return [(L, (z, torch.zeros(2, d)))]
+
+
 @check("B4", "log N(z; μ, L Lᵀ) values, float32 and float64", points=1, public=True, kind="property",
-       hint=LOG_PROB_HINT)
-@for_all(_gaussians(2), max_examples=12)
+       keeps_inputs=True, hint=LOG_PROB_HINT)
+@for_all(_gaussians(2), max_examples=12, examples=_determinant_telling)
 def _log_prob_values(ctx: Context, example) -> None:
     L, (z, mu) = example
     _check_log_prob(ctx, z, mu, L, LOG_PROB_HINT)
@@ -383,7 +366,8 @@ def _kl_known(ctx: Context) -> None:
                      what="the KL", dtype=mu.dtype, hint=KL_HINT)
 
 
-@check("B5", "KL closed form on random batches, float32 and float64", points=0.5, kind="property", hint=KL_HINT)
+@check("B5", "KL closed form on random batches, float32 and float64", points=0.5, kind="property", hint=KL_HINT,
+       keeps_inputs=True)
 @for_all(_gaussians(1), max_examples=12)
 def _kl_random(ctx: Context, example) -> None:
     L, (mu,) = example

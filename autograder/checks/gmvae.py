@@ -105,7 +105,7 @@ def _call_resp(ctx: Context, example):
 
 
 @check("C1", "responsibilities are p(c | z) by Bayes' rule", points=1.5, public=True, kind="property",
-       hint="see the contract of C1: Bayes' rule over the clusters; logvar_c is a log-variance")
+       keeps_inputs=True, hint="see the contract of C1: Bayes' rule over the clusters; logvar_c is a log-variance")
 @for_all(_resp_inputs(), max_examples=12)
 def _resp_values(ctx: Context, example) -> None:
     got, expected = _call_resp(ctx, example)
@@ -231,7 +231,7 @@ def _lemma_known(ctx: Context) -> None:
 
 
 @check("C2", "the lemma on random inputs, float32 and float64", points=1.5, public=True, kind="property",
-       hint=LEMMA_HINT)
+       keeps_inputs=True, hint=LEMMA_HINT)
 @for_all(_lemma_inputs(), max_examples=12)
 def _lemma_values(ctx: Context, example) -> None:
     _check_lemma(ctx, example)

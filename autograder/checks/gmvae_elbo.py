@@ -118,7 +118,8 @@ def _kl_diag(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1).sum(-1)
 
 
-@check("C4", "ELBO values with one sample (L = 1)", points=2.5, public=True, kind="property", hint=ELBO_HINT)
+@check("C4", "ELBO values with one sample (L = 1)", points=2.5, public=True, kind="property", hint=ELBO_HINT,
+       keeps_inputs=True)
 @for_all(_elbo_inputs(), max_examples=12)
 def _elbo_values(ctx: Context, example) -> None:
     _check_elbo(ctx, example)

@@ -14,17 +14,17 @@ import random
 from dataclasses import dataclass
 
 import torch
-from hypothesis import strategies as st
-from torch import distributions as D
 
-from autograder.checks import strategies as S
 from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, expect_scalar_tensor, expect_tensor, keeps_dtype
-from autograder.checks.diagnose import NOT_IMPLEMENTED, Diagnosis, expect_diagnosed
+from autograder.checks.diagnose import NOT_IMPLEMENTED
 from autograder.checks.framework import Context, for_all
+from autograder.checks.kl_forward import FORWARD_HINT as _FORWARD_HINT, forward_inputs as _forward_inputs
+from autograder.checks.kl_forward import forward_value as _forward_value
 from autograder.checks.kl_quadrature import N_SAMPLES, Case as _Case
 from autograder.checks.kl_quadrature import coordinates as _coordinates, moments as _moments
 from autograder.checks.kl_quadrature import reverse_value as _reverse_value, snis as _snis, z_test as _z_test
 from autograder.checks.registry import check
+from autograder.checks.stats import mean_gradients as _mean_gradients, over_calls as _over_calls
 from autograder.sandbox.runtime import builders
 from autograder.sandbox.runtime.wire import Fn, Leaf
 
@@ -84,44 +84,7 @@ def _scenario_3(ctx: Context) -> None:
     _expect_letter(ctx, 3, "C")
 
 
-# ---------------------------------------------------------------- A2
-
-
-@S.composite
-def _forward_inputs(draw, kinds: tuple[str, ...], dtype: torch.dtype | None = None):
-    """``(kind, params, x_p)``: a builders kind of q with batch shape (), and ``x_p (N, *event)`` in halves."""
-    dtype = dtype or draw(S.DTYPES)
-    kind, n = draw(st.sampled_from(kinds)), draw(st.integers(1, 5))
-    if kind == "normal":
-        params = {"loc": draw(S.halves((), -2, 2, dtype)), "scale": draw(S.halves((), 0.5, 2, dtype))}
-        return kind, params, draw(S.halves((n,), -3, 3, dtype))
-    d = draw(st.integers(1, 3))
-    params = {"loc": draw(S.halves((d,), -2, 2, dtype))}
-    if kind == "independent_normal":
-        params.update(scale=draw(S.halves((d,), 0.5, 2, dtype)), ndims=1)
-    else:
-        params["scale_tril"] = draw(S.scale_trils((), d, dtype))
-    return kind, params, draw(S.halves((n, d), -3, 3, dtype))
-
-
-_FORWARD_HINT = "see the contract of A2: the Monte-Carlo cross-entropy, a mean over the N samples of p"
-_FORWARD_MISTAKES = (
-    Diagnosis("your loss is a sum over the N samples; the contract of A2 takes their mean",
-              lambda x_p, expected: x_p.shape[0] * expected),
-    Diagnosis("your loss has the wrong sign: the cross-entropy is minus the mean log-density",
-              lambda x_p, expected: -expected),
-    Diagnosis("your loss is a sum over the samples and has the wrong sign: the contract of A2 is minus their mean",
-              lambda x_p, expected: -x_p.shape[0] * expected),
-)
-
-
-def _forward_value(ctx: Context, example) -> None:
-    kind, params, x_p = example
-    got = ctx.call(q=Fn(kind, params), x_p=x_p)
-    expected = ctx.expected("forward_kl_loss", builders.build(kind, params), x_p)
-    expect_scalar_tensor(ctx, got, what="the loss")
-    expect_diagnosed(ctx, got, expected, _FORWARD_MISTAKES, {"x_p": x_p, "expected": expected}, what="the loss",
-                     dtype=x_p.dtype, hint=_FORWARD_HINT)
+# ---------------------------------------------------------------- A2 (inputs and mistakes: ``kl_forward``)
 
 
 @check("A2", "cross-entropy of a 1-D Normal q, float32 and float64", points=0.5, public=True, kind="property",
@@ -178,8 +141,7 @@ def _scalar(ctx: Context, got) -> float:
     return expect_scalar_tensor(ctx, got, what="the loss").item()
 
 
-def _loc_gradient(ctx: Context, reply, shape: tuple[int, ...], hint: str) -> torch.Tensor:
-    grad = reply.grads[0].get("loc")
+def _loc_gradient(ctx: Context, grad: torch.Tensor | None, shape: tuple[int, ...], hint: str) -> torch.Tensor:
     if grad is None:
         ctx.fail("no gradient reaches q's loc", expected="a gradient estimate", got="no gradient", hint=hint)
     if tuple(grad.shape) != shape:
@@ -213,19 +175,24 @@ check("A3", DTYPE_CHECK, points=0.5, public=True, kind="value", hint=DTYPE_HINT)
     ("the loss",)))
 
 
+#: A call too large to replay (a Python loop over the samples, ~55 tensor operations each) is asked again as
+#: 8 calls of 512 samples (``stats.mean_gradients``): the same 4096 samples in all.
+_GRADIENT_SPLIT = (8, N_SAMPLES // 8)
+
+
 @check("A3", "reparameterised gradient of KL(q‖p) w.r.t. q's loc", points=2, kind="statistical test",
        hint="your gradient w.r.t. loc is not the reparameterised one: samples drawn with sample() carry no gradient; "
             "the contract of A3 draws them with rsample")
 def _reverse_gradients(ctx: Context) -> None:
     for case, dtype in zip(_REVERSE, (F32, F64)):
-        reply = ctx.reply(q=case.q(dtype, leaf=True), log_p_tilde=case.target(dtype), n_samples=N_SAMPLES,
-                          grad=[{"output": None}])
-        _scalar(ctx, reply.value)
+        grads, n, calls = _mean_gradients(ctx, _GRADIENT_SPLIT, lambda value: _scalar(ctx, value),
+                                          q=case.q(dtype, leaf=True), log_p_tilde=case.target(dtype), n_samples=N_SAMPLES)
         shape = () if case.p_logits is not None else (len(case.q_loc),)
-        grad = _loc_gradient(ctx, reply, shape, ctx.check.hint)
-        for k, g in enumerate(grad.tolist()):
-            mean, variance = _reverse_gradient(case, k)
-            _z_test(ctx, g, mean, variance, what=f"d loss / d loc[{k}]" if shape else "d loss / d loc", tests=3)
+        grad = _loc_gradient(ctx, grads.get("loc"), shape, ctx.check.hint)
+        with _over_calls(calls, n):  # n is N_SAMPLES either way
+            for k, g in enumerate(grad.tolist()):
+                mean, variance = _reverse_gradient(case, k)
+                _z_test(ctx, g, mean, variance, what=f"d loss / d loc[{k}]" if shape else "d loss / d loc", tests=3)
 
 # ---------------------------------------------------------------- A4
 
@@ -268,7 +235,7 @@ def _is_gradient(ctx: Context) -> None:
                           grad=[{"output": None}])
         _scalar(ctx, reply.value)
         shape = () if case.p_logits is not None else (len(case.q_loc),)
-        grad = _loc_gradient(ctx, reply, shape, ctx.check.hint)
+        grad = _loc_gradient(ctx, reply.grads[0].get("loc"), shape, ctx.check.hint)
         coordinates = _coordinates(case)
         for k, g in enumerate(grad.tolist()):
             c = coordinates[k]

@@ -7,18 +7,24 @@ statistic, the region and the probability that a correct solution falls outside 
 - means of quadratic forms εᵀPε + gᵀε of ε ~ N(0, I): the sub-gamma (Laurent–Massart) bound
   ``P(|mean − E| ≥ √(2vt/n) + ct/n) ≤ 2e^{-t}``, ``v = Σ 2λ² + g²``, ``c = 2 max|λ|`` in P's
   eigenbasis (``quadratic_halfwidth``).
+
+A gradient whose one call is too large to replay (a Python loop over the samples) is asked again as the
+mean of R independently seeded calls of m samples (``mean_gradients``): that mean is a mean of n = R·m iid
+per-sample gradients, as one call of n samples is, so every bound above holds for it at that n with the
+same false-fail probability.
 """
 
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
 from autograder.checks.compare import tolerance
-from autograder.checks.framework import Context
+from autograder.checks.framework import Context, Failure
+from autograder.sandbox.errors import StudentException
 
 #: Probability that a correct solution fails one statistical check, at most.
 FALSE_FAIL = 1e-7
@@ -93,3 +99,60 @@ def expect_within(ctx: Context, got: torch.Tensor, expected: torch.Tensor, half:
                                            region=f"|error| ≤ {h:.3g} ({bound})", p=FALSE_FAIL),
                  hint=hint)
 
+
+TOO_MANY_OPS_HINT = ("the grader checks a gradient by replaying the tensor operations of your call, and replays a "
+                     "bounded number of them: vectorise over the samples (draw all S at once and work on the whole "
+                     "batch) instead of a Python loop over them")
+
+
+def mean_gradients(ctx: Context, split: tuple[int, int], expect_value: Callable[[Any], object],
+                   **kwargs: Any) -> tuple[dict[str, torch.Tensor | None], int, int]:
+    """Per leaf, the gradient of one call with ``kwargs`` (None when it does not reach the leaf), the samples
+    behind it and the calls: ``(grads, n_samples, 1)``.
+
+    When that call's trace is too large to replay (a Python loop over the samples), the float64 mean of
+    ``split = (calls, m)`` independently seeded calls of ``m`` samples each instead, ``(mean, calls · m,
+    calls)``: each stays a trace the grader replays. Each call's value goes through ``expect_value``.
+    """
+    whole, refused = _gradients(ctx, expect_value, 0, kwargs)
+    if whole is not None:
+        return whole, kwargs["n_samples"], 1
+    calls, each = split
+    grads = []
+    for attempt in range(1, calls + 1):
+        part, refused = _gradients(ctx, expect_value, attempt, {**kwargs, "n_samples": each})  # in its place
+        if part is None:
+            ctx.fail("the gradient cannot be checked: the call has too many tensor operations to replay",
+                     expected="a computation vectorised over the samples", got=refused, hint=TOO_MANY_OPS_HINT)
+        grads.append(part)
+    names = {name for g in grads for name in g}
+    return ({name: None if any(g.get(name) is None for g in grads)
+             else torch.stack([g[name].double() for g in grads]).mean(0) for name in names}, calls * each, calls)
+
+
+def _gradients(ctx: Context, expect_value: Callable[[Any], object], attempt: int,
+               kwargs: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """One call's gradients, or None and the replay's refusal when its trace has too many operations."""
+    try:
+        reply = ctx.reply(grad=[{"output": None}], attempt=attempt, **kwargs)
+    except StudentException as exc:
+        if exc.type == "GradientNotReplayed" and "tensor operations" in exc.message:
+            return None, exc.message[:300]
+        raise
+    expect_value(reply.value)
+    return (reply.grads[0] if reply.grads else {}), ""
+
+
+@contextmanager
+def over_calls(calls: int, n_samples: int) -> Iterator[None]:
+    """A failure inside says that its statistic is the mean of ``mean_gradients``'s calls (when there were more
+    than one)."""
+    try:
+        yield
+    except Failure as failure:
+        if calls == 1:
+            raise
+        note = (f"the gradient is the mean of {calls} calls of {n_samples // calls} samples each (one call of "
+                "all of them was too large to replay)")
+        failure.detail = f"{failure.detail}; {note}" if failure.detail else note
+        raise

@@ -1,9 +1,9 @@
 """Checks of E2 ``log_likelihood_mc``, E3 ``log_likelihood_is`` and E4 ``elbo``: estimators of log p(x).
 
 Each runs on the linear-Gaussian model of ``models`` (``x | z ~ N(Wz + b, s² I)``,
-z ~ N(0, I)), whose log p(x) and posterior are closed forms. A random estimate
-is accepted within a bound of ``stats`` that holds for every correct
-implementation; E1, E5 and E6 are in ``vae``.
+z ~ N(0, I)), whose log p(x) and posterior are closed forms (E4's: ``elbo_forms``).
+A random estimate is accepted within a bound of ``stats`` that holds for every
+correct implementation; E1, E5 and E6 are in ``vae``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from torch import distributions as D
 from autograder.checks import strategies as S
 from autograder.checks.compare import DTYPE_CHECK, DTYPE_HINT, expect_tensor, keeps_dtype
 from autograder.checks.diagnose import Diagnosis, judge_hard_case, once
+from autograder.checks.elbo_forms import encoded as _encoded, kl_std_normal as _kl_std_normal
+from autograder.checks.elbo_forms import gradient_forms as _gradient_forms, reconstruction_form as _reconstruction_form
 from autograder.checks.evidence import expect_exact, spread_hint, sum_mistake, where_hint
 from autograder.checks.framework import Context, Failure, for_all
 from autograder.checks.models import encoder as _encoder, likelihood as _likelihood, log_px as _log_px
@@ -24,6 +26,7 @@ from autograder.checks.models import posterior as _posterior, prior_weight_momen
 from autograder.checks.registry import check
 from autograder.checks.stats import FALSE_FAIL, expect_within as _expect_within
 from autograder.checks.stats import quadratic_halfwidth as _quadratic_halfwidth, seeded as _seeded
+from autograder.checks.stats import mean_gradients as _mean_gradients, over_calls as _over_calls
 from autograder.checks.stats import weight_halfwidth as _weight_halfwidth
 from autograder.checks.vae import _expect_shaped
 from autograder.sandbox.runtime import builders
@@ -303,28 +306,10 @@ def _elbo_kl(ctx: Context, example) -> None:
     expect_tensor(ctx, got, expected, what="the ELBO", dtype=x.dtype, hint=ELBO_KL_HINT)
 
 
-def _encoded(x: torch.Tensor, encoder: Fn) -> tuple[torch.Tensor, torch.Tensor]:
-    mu, logvar = builders.build(encoder.kind, {k: (v.tensor if isinstance(v, Leaf) else v).double()
-                                               for k, v in encoder.params.items()})(x.double())
-    return mu, logvar
-
-
-def _reconstruction_form(x, W, b, log_scale, mu, logvar):
-    """log p(x | mu + σ ⊙ ε) = c + εᵀPε + gᵀε per example: (E, P (B, J, J), g (B, J)); E its expectation."""
-    s2, W = math.exp(2 * log_scale), W.double()
-    A = W * torch.exp(0.5 * logvar)[:, None, :]  # W diag(σ), (B, D, J)
-    r = x.double() - mu @ W.T - b.double()  # (B, D)
-    P = -A.mT @ A / (2 * s2)
-    g = (A.mT @ r[..., None])[..., 0] / s2
-    const = -0.5 * W.shape[0] * math.log(2 * math.pi * s2) - (r**2).sum(-1) / (2 * s2)
-    return const + torch.diagonal(P, dim1=-2, dim2=-1).sum(-1), P, g
-
-
-def _kl_std_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    return D.kl_divergence(D.Normal(mu, torch.exp(0.5 * logvar)), D.Normal(torch.zeros_like(mu), 1.0)).sum(-1)
-
-
 _ELBO_SAMPLES, _ELBO_EXAMPLES = 4000, 8
+#: A gradient call too large to replay (a Python loop over the samples, ~55 tensor operations each) is asked
+#: again as 8 calls of 500 samples (``stats.mean_gradients``): the same 4000 samples in all.
+_ELBO_SPLIT = (8, _ELBO_SAMPLES // 8)
 
 
 check("E4", DTYPE_CHECK, points=0.5, public=True, kind="value", hint=DTYPE_HINT)(keeps_dtype(
@@ -358,38 +343,29 @@ def _elbo_statistical(ctx: Context, example) -> None:
 @for_all(_elbo_inputs(dtype=torch.float64, batch=1), max_examples=_ELBO_EXAMPLES)
 def _elbo_gradient(ctx: Context, example) -> None:
     # B = 1. d/dmu_j of mean_s log p(x|z_s) is linear in ε and d/dlogvar_j quadratic: sub-gamma bound per
-    # component, S = 4000, δ = 1e-7 / (8 examples × 6 components); the KL's gradient is exact.
+    # component, S = 4000 (in one call or _ELBO_SPLIT), δ = 1e-7 / (8 examples × 6 components); the KL's
+    # gradient is exact.
     x, W, b, log_scale, encoder, _ = example
     params = dict(encoder.params, mu_bias=Leaf(encoder.params["mu_bias"], "mu"),
                   logvar_bias=Leaf(encoder.params["logvar_bias"], "logvar"))
-    reply = ctx.reply(x=x, encoder=Fn(encoder.kind, params), log_px_given_z=_likelihood(W, b, log_scale, x.dtype),
-                      n_samples=_ELBO_SAMPLES, grad=[{"output": None}])
-    _expect_shaped(ctx, reply.value, (1,))
+    grads, n, calls = _mean_gradients(ctx, _ELBO_SPLIT, lambda value: _expect_shaped(ctx, value, (1,)), x=x,
+                            encoder=Fn(encoder.kind, params), log_px_given_z=_likelihood(W, b, log_scale, x.dtype),
+                            n_samples=_ELBO_SAMPLES)
     mu, logvar = _encoded(x, encoder)
     mu, logvar = mu[0], logvar[0]
-    s2, W, j = math.exp(2 * log_scale), W.double(), mu.shape[0]
-    sigma = torch.exp(0.5 * logvar)
-    A, r = W * sigma, x[0].double() - W @ mu - b.double()
-    eye = torch.eye(j, dtype=torch.float64)
-    # d/dmu_j: W_jᵀ(r − Aε)/s² − mu_j;  d/dlogvar_j: (σ_j/2s²) ε_j W_jᵀ(r − Aε) − ½(σ_j² − 1)
-    P_mu, g_mu = torch.zeros(j, j, j, dtype=torch.float64), -(A.T @ W).T / s2
-    e_mu = W.T @ r / s2 - mu
-    a = (A.T @ W).T  # a_j = Aᵀ W_j, (J, J)
-    outer = eye[:, :, None] * a[:, None, :]  # e_j a_jᵀ, (J, J, J)
-    P_lv = -(sigma / (2 * s2))[:, None, None] * 0.5 * (outer + outer.mT)
-    g_lv = (sigma * (W.T @ r) / (2 * s2))[:, None] * eye
-    e_lv = -(sigma**2) * (W**2).sum(0) / (2 * s2) - 0.5 * (sigma**2 - 1)
+    j, sigma = mu.shape[0], torch.exp(0.5 * logvar)
     delta = FALSE_FAIL / (_ELBO_EXAMPLES * 2 * j)
-    for name, e, P, g in (("mu", e_mu, P_mu, g_mu), ("logvar", e_lv, P_lv, g_lv)):
-        got = reply.grads[0].get(name) if reply.grads else None
+    for name, (e, P, g) in _gradient_forms(x[0], W, b, log_scale, mu, logvar).items():
+        got = grads.get(name)
         if got is None:
             ctx.fail(f"no gradient reaches the encoder's {name}", expected=f"d ELBO / d {name} ≈ {e.tolist()}",
                      got="no gradient")
         got = _expect_shaped(ctx, got, (j,), what=f"d ELBO / d {name}")
         try:
-            _expect_within(ctx, got, e, _quadratic_halfwidth(P, g, _ELBO_SAMPLES, delta), _ELBO_SAMPLES,
-                           f"d ELBO / d {name}", "sub-gamma bound on a mean of quadratic forms of ε, union over "
-                           "components", ctx.check.hint)
+            with _over_calls(calls, n):  # n is _ELBO_SAMPLES either way
+                _expect_within(ctx, got, e, _quadratic_halfwidth(P, g, _ELBO_SAMPLES, delta), _ELBO_SAMPLES,
+                               f"d ELBO / d {name}", "sub-gamma bound on a mean of quadratic forms of ε, union over "
+                               "components", ctx.check.hint)
         except Failure as failure:
             kl_only = -mu if name == "mu" else -0.5 * (sigma**2 - 1)  # the KL's gradient alone
             if torch.allclose(got, kl_only, rtol=1e-6, atol=1e-8):

@@ -39,7 +39,7 @@ def _distance_telling() -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 @check("D1", "nearest code by squared distance, z_q = codebook[indices]", points=2, public=True, kind="property",
-       hint="see the contract of D1: the nearest code by squared Euclidean distance, z_q its value")
+       keeps_inputs=True, hint="see the contract of D1: the nearest code by squared Euclidean distance, z_q its value")
 @for_all(_vq_inputs(), examples=_distance_telling)
 def _quantize_values(ctx: Context, example) -> None:
     z_e, codebook = example
@@ -149,7 +149,8 @@ _LOSS_MISTAKES = {
 _LOSSES_HINT = "see the contract of D2: both losses are means over all elements; beta weights the commitment loss only"
 
 
-@check("D2", "codebook and commitment loss values", points=1, public=True, kind="property", hint=_LOSSES_HINT)
+@check("D2", "codebook and commitment loss values", points=1, public=True, kind="property", hint=_LOSSES_HINT,
+       keeps_inputs=True)
 @for_all(_losses_inputs(), max_examples=10)
 def _losses_values(ctx: Context, example) -> None:
     _expect_losses(ctx, example)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import stat
 from pathlib import Path
 
 from rich.console import Console
@@ -41,21 +44,32 @@ def failure_cells(result, limit: int = 90) -> tuple[str, str]:
     return short(f"{result.check} ({result.status}): {reason}"), short(call)
 
 
-def _not_a_notebook(path: Path) -> str | None:
-    """Why ``path`` cannot be checked, in one line, or None."""
-    from autograder.notebook import NotebookError, read_notebook
+class _CannotCheck(Exception):
+    """Why a path cannot be checked, in one line."""
 
-    if not path.is_file():
-        return f"{path} is not a file"
+
+def _read(path: Path) -> bytes:
+    """The bytes of the notebook ``path``, read once and never past the size limit (as ``grade`` reads it:
+    a symbolic link, a FIFO or a device is refused, not followed or waited on)."""
+    from autograder.notebook import MAX_NOTEBOOK_BYTES, NotebookError, read_notebook
+
     if path.suffix.lower() != ".ipynb":
-        return f"{path} is not a notebook (a .ipynb file): check the notebook you will submit"
+        raise _CannotCheck(f"{path} is not a notebook (a .ipynb file): check the notebook you will submit")
     try:
-        read_notebook(path.read_bytes())
-    except NotebookError as exc:
-        return f"{path} is not a notebook that can be checked: {exc.reason}"
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        return f"{path} cannot be read: {exc.strerror}"
-    return None
+        if exc.errno == errno.ELOOP:
+            raise _CannotCheck(f"{path} is a symbolic link: check the notebook itself") from None
+        raise _CannotCheck(f"{path} cannot be read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise _CannotCheck(f"{path} is not a file")
+        data = f.read(MAX_NOTEBOOK_BYTES + 1)  # one byte more: read_notebook refuses a file over the limit
+    try:
+        read_notebook(data)
+    except NotebookError as exc:
+        raise _CannotCheck(f"{path} is not a notebook that can be checked: {exc.reason}") from None
+    return data
 
 
 def run(args: argparse.Namespace, console: Console) -> ExitCode:
@@ -63,12 +77,13 @@ def run(args: argparse.Namespace, console: Console) -> ExitCode:
     from autograder.reports.layout import plain_text
     from autograder.sandbox.process import Sandbox
 
-    problem = _not_a_notebook(args.notebook)
-    if problem:
-        return usage_error(console, problem)
+    try:
+        data = _read(args.notebook)
+    except _CannotCheck as exc:
+        return usage_error(console, str(exc))
     qids = tuple(dict.fromkeys(args.question or QUESTION_IDS))
     with Sandbox() as sandbox:
-        graded = grade_notebook(args.notebook.read_bytes(), sandbox=sandbox, qids=qids, public_only=True)
+        graded = grade_notebook(data, sandbox=sandbox, qids=qids, public_only=True)
     table = Table(title=Text(f"Public checks of {printable(args.notebook.name)}"), title_justify="left")
     for col in ("question", "function", "public checks", "result", "first failure: check and reason",
                 "smallest failing input"):

@@ -66,5 +66,7 @@ def _export(args: argparse.Namespace, console: Console) -> ExitCode:
         say(console, f"on the roster, no submission: {person.name or person.login or person.email}")
     for student in matched.no_roster_entry:
         say(console, f"submitted, not on the roster (not exported): {student}")
+    for student, why in matched.not_exported:
+        say(console, f"submitted, not exported: {student} ({why})")
     say(console, f"Wrote {target}: {len(matched.scores)} grades for {args.lms}.")
     return ExitCode.OK

@@ -26,11 +26,11 @@ from autograder.contract import QUESTION_IDS
 from autograder.course.overrides import Override, OverrideError, apply, problem, read_overrides
 from autograder.discovery import student_dir
 from autograder.escape import clip, csv_text, csv_value
+from autograder.out_files import LATENESS
 from autograder.reports import GradebookRow, render_feedback, render_gradebook, render_results, write_atomic
 from autograder.reports.amendments import Amendments, LateNote
 from autograder.reports.graded_record import load_graded
 
-LATENESS = "lateness.json"
 LATE_COLUMNS = ("late_days", "penalty", "final")
 
 

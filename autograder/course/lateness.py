@@ -118,6 +118,10 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError([f"{name} is not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise PolicyError([f"{name} is not valid TOML: its arrays or tables are nested too deeply"]) from None
+    except ValueError:  # tomllib lets int()'s digit limit through: ``cap = 1000…0`` with 5000 digits
+        raise PolicyError([f"{name} is not valid TOML: it has a number with too many digits"]) from None
     problems = [f"unknown setting {k!r} (known: {', '.join(SETTINGS)})" for k in data if k not in SETTINGS]
     deadline = _aware(data.get("deadline"), "deadline", problems)
     grace = data.get("grace_minutes", 0)
@@ -217,15 +221,19 @@ def _penalty(value: object, problems: list[str]) -> tuple[Fraction | None, tuple
         return Fraction(0), ()
     if not isinstance(value, dict):
         return _fraction(value, "penalty", problems), ()
-    table = []
+    table: dict[int, Fraction] = {}
     for days, fraction in value.items():
-        if not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= 366:  # "²".isdigit(), int("²") fails
+        # "²".isdigit() but int("²") fails; a 5000-digit day would fail int() too
+        if not (days.isascii() and days.isdigit() and len(days) <= 3) or not 1 <= int(days) <= 366:
             problems.append(f"penalty table: {clip(days, 20)!r} is not a number of days, 1 to 366")
             continue
-        table.append((int(days), _fraction(fraction, f"penalty for day {days}", problems)))
+        if int(days) in table:  # "1" and "01": which applied would depend on the order
+            problems.append(f"penalty table: day {int(days)} is given twice")
+            continue
+        table[int(days)] = _fraction(fraction, f"penalty for day {days}", problems)
     if not table:
         problems.append("the penalty table is empty")
-    return None, tuple(sorted(table))
+    return None, tuple(sorted(table.items()))
 
 
 def _extensions(value: object, deadline: dt.datetime | None,

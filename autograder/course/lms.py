@@ -5,8 +5,11 @@ ID, SIS Login ID, Section``, with its "Points Possible" row; Moodle: ``First
 name, Last name, ID number, Email address``, ``Username`` when exported) or
 any CSV with some of the columns ``name, login, sis_id, email``. A
 submission id (its file or folder name) matches the roster row whose login,
-SIS id or e-mail equals it, case-insensitively. Nothing is written when the
-roster names one person twice or a submission matches two rows.
+SIS id or e-mail equals it, ASCII letters in any case (other characters
+exactly: a look-alike such as KELVIN SIGN for ``K`` matches nobody). Nothing
+is written when the roster names one person twice; a submission that matches
+a row another submission also matches, or a row only as a look-alike, is
+left out and listed, and everyone else is exported.
 
 Canvas imports a CSV with the roster's identifying columns and one column per
 assignment, named as in Canvas (``Name (id)`` updates that assignment, a new
@@ -18,13 +21,14 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.escape import csv_text, csv_value
+from autograder.escape import clip, csv_text, csv_value
+from autograder.out_files import LMS
 from autograder.problems import InputProblems
 
-LMS = ("canvas", "moodle")
 _COLUMNS = {  # our field → the headers (lower case) LMS exports use for it
     "name": ("student", "name", "full name"),
     "first": ("first name",),
@@ -36,6 +40,7 @@ _COLUMNS = {  # our field → the headers (lower case) LMS exports use for it
     "section": ("section", "group"),
 }
 MAX_ROSTER_BYTES = 16 * 2**20
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 class ExportError(InputProblems):
@@ -57,17 +62,36 @@ class Person:
     section: str
 
     def keys(self) -> set[str]:
-        """What a submission id may equal to be this person's (lower case)."""
-        return {k.strip().lower() for k in (self.login, self.sis_id, self.email) if k.strip()}
+        """What a submission id may equal to be this person's (``folded``)."""
+        return {folded(k) for k in (self.login, self.sis_id, self.email) if k.strip()}
+
+    def named(self) -> str:
+        return clip(self.name or self.login or self.email or self.sis_id, 80)
 
 
 @dataclass(frozen=True)
 class Matched:
-    """The export: each roster person with a score, and who could not be matched either way."""
+    """The export: each roster person with a score, who could not be matched either way, and each
+    submission left out for a reason of its own (``(submission id, why)``)."""
 
     scores: tuple[tuple[Person, str], ...]
     no_submission: tuple[Person, ...]
     no_roster_entry: tuple[str, ...]
+    not_exported: tuple[tuple[str, str], ...] = ()
+
+
+def folded(key: str) -> str:
+    """``key`` stripped, with ASCII letters in lower case and every other character as it is.
+
+    ``str.lower`` would map KELVIN SIGN ``\\u212aim`` to ``kim`` (and ``casefold``/NFKC many more
+    look-alikes: ``ſ``, fullwidth letters) and so give a classmate's row to a look-alike id.
+    """
+    return key.strip().translate(_ASCII_LOWER)
+
+
+def _look_alike(student: str, owner: dict[str, Person]) -> Person | None:
+    """The person whose key ``student`` equals only through Unicode case mapping or compatibility forms."""
+    return owner.get(unicodedata.normalize("NFKC", student.strip()).casefold())
 
 
 def read_roster(text: str) -> list[Person]:
@@ -97,28 +121,44 @@ def read_roster(text: str) -> list[Person]:
     return people
 
 
-def match(people: list[Person], scores: dict[str, str]) -> Matched:
-    """Each submission's score to its roster person; raises ``ExportError`` on any ambiguity."""
+def _owners(people: list[Person]) -> dict[str, Person]:
+    """Each key to its roster person; raises ``ExportError`` when the roster (TA data) names one key twice."""
     problems, owner = [], {}
     for person in people:
         for key in person.keys():
             if key in owner and owner[key] is not person:
-                problems.append(f"roster rows {owner[key].row} and {person.row} both name {key!r}")
+                problems.append(f"roster rows {owner[key].row} and {person.row} both name {clip(key, 80)!r}")
             owner[key] = person
-    found: dict[int, tuple[Person, str]] = {}
-    missing = []
-    for student, score in sorted(scores.items()):
-        person = owner.get(student.strip().lower())
-        if person is None:
-            missing.append(student)
-            continue
-        if person.row in found:
-            problems.append(f"submissions {found[person.row][1]!r} and {student!r} both match roster row {person.row}")
-        found[person.row] = (person, score)
     if problems:
         raise ExportError(sorted(set(problems)))
-    ordered = tuple(found[p.row] for p in people if p.row in found)
-    return Matched(ordered, tuple(p for p in people if p.row not in found), tuple(missing))
+    return owner
+
+
+def match(people: list[Person], scores: dict[str, str]) -> Matched:
+    """Each submission's score to its roster person; raises ``ExportError`` when the roster is ambiguous.
+
+    A submission id costs only itself: ids that match the same row are all left out (``not_exported``),
+    and so is an id that matches a row only as a look-alike (``\\u212aim`` for ``kim``)."""
+    owner = _owners(people)
+    claims: dict[int, list[str]] = {}
+    missing, left_out = [], []
+    for student in sorted(scores):
+        person = owner.get(folded(student))
+        if person is not None:
+            claims.setdefault(person.row, []).append(student)
+        elif (twin := _look_alike(student, owner)) is not None:
+            left_out.append((student, f"looks like an id of roster row {twin.row} ({twin.named()}) "
+                                      "but is spelled with other characters"))
+        else:
+            missing.append(student)
+    by_row = {p.row: p for p in people}
+    for row, students in claims.items():
+        if len(students) > 1:
+            names = " and ".join(repr(clip(s, 80)) for s in students)
+            clash = f"{names} {'both' if len(students) == 2 else 'all'} match roster row {row} ({by_row[row].named()})"
+            left_out += [(s, clash) for s in students]
+    ordered = tuple((p, scores[claims[p.row][0]]) for p in people if len(claims.get(p.row, ())) == 1)
+    return Matched(ordered, tuple(p for p in people if p.row not in claims), tuple(missing), tuple(sorted(left_out)))
 
 
 def render(lms: str, matched: Matched, assignment: str) -> str:

@@ -4,10 +4,11 @@
 
 ``overrides.csv`` has the columns ``student,question,score,reason,by``;
 ``question`` is a question id (``C4``) or a check id as ``results.json``
-numbers its tests (``C4.3``, the third check of C4), in any case. As with
+numbers its tests (``C4.3``, the third check of C4), in any case; ``score``
+is digits with at most two decimals (``escape.parse_score``). As with
 ``merge``, every problem — an unknown student, question or check, a score
-outside 0…max, a second row for the same item, a missing reason, a
-malformed file — is reported at once and nothing is written.
+that is no such number or outside 0…max, a second row for the same item, a
+missing reason, a malformed file — is reported at once and nothing is written.
 
 Accepted overrides are kept in ``OUT/overrides.csv``, merged with the ones
 kept before (a new row for the same student and item replaces the kept
@@ -21,17 +22,16 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.contract import BY_ID
-from autograder.escape import clip, csv_text, csv_value
+from autograder.escape import clip, csv_text, csv_value, parse_score
 from autograder.grading import Graded
+from autograder.out_files import OVERRIDES as STORE
 from autograder.problems import InputProblems
 from autograder.reports.amendments import OverrideNote
 
-STORE = "overrides.csv"
 COLUMNS = ("student", "question", "score", "reason", "by")
 REASON_CHARS = 500
 BY_CHARS = 80
@@ -112,15 +112,12 @@ def _override(row: list[str]) -> Override | str:
     if len(row) != len(COLUMNS):
         return f"expected {len(COLUMNS)} fields, found {len(row)}"
     student, item, raw, reason, by = (csv_value(c.strip()) for c in row)
-    try:
-        score = float(raw)
-    except ValueError:
-        return f"score {clip(raw, 20)!r} is not a number"
-    if not math.isfinite(score):
-        return f"score {clip(raw, 20)!r} is not a number"
+    score = parse_score(raw)
+    if isinstance(score, str):
+        return score
     if not reason.strip():
         return "an override needs a reason"
-    return Override(student, _canonical(item), round(score, 2), clip(reason, REASON_CHARS), clip(by, BY_CHARS))
+    return Override(student, _canonical(item), score, clip(reason, REASON_CHARS), clip(by, BY_CHARS))
 
 
 def parse(text: str, records: dict[str, Graded | None], name: str = "overrides.csv") -> list[Override]:

@@ -45,6 +45,10 @@ MIN_SPREAD = 0.05
 MIN_SCORE = 0.5
 REST = "rest"  # the code outside the contract's definitions: imports, helpers, top-level calls
 TOP = 20
+#: Code compared per notebook: the solution has ~37 000 characters (with the template's), and the fingerprints
+#: cost ~12 µs a character in the class's own process, so a notebook padded with code is compared on its first
+#: ones and cannot hold up the class.
+MAX_COMPARED_CHARS = 150_000
 
 
 @dataclass(frozen=True)
@@ -181,10 +185,11 @@ def counts(pairs: list[Pair]) -> Counter[str]:
 
 
 def notebook_code(data: bytes) -> str:
-    """The code cells of notebook ``data`` joined (empty for a notebook that cannot be read)."""
+    """The code cells of notebook ``data`` joined, at most ``MAX_COMPARED_CHARS`` of it (empty for a notebook
+    that cannot be read)."""
     from autograder.notebook import NotebookError, read_notebook
 
     try:
-        return "\n\n".join(cell.source for cell in read_notebook(data).code_cells)
+        return "\n\n".join(cell.source for cell in read_notebook(data).code_cells)[:MAX_COMPARED_CHARS]
     except NotebookError:
         return ""

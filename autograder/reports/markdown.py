@@ -137,11 +137,20 @@ _MD.add_render_rule("link_open", _link_open)
 _MD.add_render_rule("link_close", _link_close)
 
 
-def render_markdown(text: str, resolve_image: ImageResolver | None = None) -> str:
+def _shift_headings(tokens: list, first: int) -> None:
+    """A ``#`` heading becomes ``h<first>``, and each deeper one a level below it (at most ``h6``)."""
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1:]) + first - 1, 6)}"
+
+
+def render_markdown(text: str, resolve_image: ImageResolver | None = None, first_heading: int = 1) -> str:
     """Inert HTML for ``text``: raw HTML escaped, math as sanitised MathML, nothing fetched or linked.
 
     ``resolve_image`` (for trusted text such as the model answers) may turn an
-    image's source into a ``data:image/…;base64,`` URI to embed.
+    image's source into a ``data:image/…;base64,`` URI to embed. ``first_heading``
+    is the level of the text's ``#`` headings, so that a page can keep its own
+    heading levels out of reach of the text (a student's ``### S-…`` is no code).
     """
     note = ""
     text = printable(text, keep="\n\r\t")  # no raw escape sequence or bidi override reaches the page
@@ -149,6 +158,7 @@ def render_markdown(text: str, resolve_image: ImageResolver | None = None) -> st
         text, note = text[:MAX_TEXT_CHARS], f'<p class="note">[cut: {len(text) - MAX_TEXT_CHARS} more characters]</p>'
     env = {"resolve_image": resolve_image}
     tokens = _MD.parse(text, env)
+    _shift_headings(tokens, first_heading)
     formulas = sum(t.type.startswith("math") for token in tokens for t in (token, *(token.children or ())))
     flag = _MATHML.set(formulas <= MAX_FORMULAS)
     try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autograder.sandbox.errors import BrokenReply, StudentCrashed, StudentTimeout
-from autograder.sandbox.runtime import wire
+from autograder.sandbox.runtime import frames
 
 POLL_SECONDS = 0.05
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -185,7 +185,7 @@ class Channel:
             raise BrokenReply(f"a reply of {size} bytes is over the {self.max_bytes}-byte limit", what)
         body = self._read(size, meter, what)
         try:
-            message = wire.loads(body)  # strings made valid where they enter
+            message = frames.loads(body)  # strings made valid where they enter
         except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, 5000-digit integers, deep nesting
             raise BrokenReply(f"invalid JSON ({exc.__class__.__name__})", what) from None
         if not isinstance(message, dict):
@@ -197,7 +197,7 @@ class Channel:
         """Write one frame, and the frames ``then`` right behind it, within ``seconds`` of wall time (a process
         that never reads cannot block us); ``fds`` travel with its first bytes. ``OSError`` if the other end is
         gone."""
-        view = memoryview(b"".join(wire.encode_frame(m) for m in (message, *then)))
+        view = memoryview(b"".join(frames.encode_frame(m) for m in (message, *then)))
         deadline = time.monotonic() + seconds
         while fds:
             try:

@@ -28,7 +28,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from autograder.sandbox import isolation as iso
 from autograder.sandbox.channel import Channel, wall
 from autograder.sandbox.errors import BrokenReply, StudentCrashed, StudentProcessError, StudentTimeout
 from autograder.sandbox.handles import Template
+from autograder.sandbox.workdir import WorkDir, sweep
 from autograder.sandbox.runtime import procs
 
 _UIDS = itertools.count()
@@ -79,7 +79,7 @@ class Sandbox:
         self.isolation = iso.detect()
         self._proc: subprocess.Popen[bytes] | None = None
         self._control: Channel | None = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp: WorkDir | None = None
         self._uids: set[int] = set()
         self._current: Template | None = None
         self.starts = 0
@@ -91,7 +91,8 @@ class Sandbox:
         self.close()
 
     def _start(self) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="dgm-sandbox-")
+        sweep()  # what killed graders left behind
+        self._tmp = WorkDir()
         runtime_parent = iso.install_runtime(Path(self._tmp.name))
         if self.isolation.level == "namespaces":
             argv = iso.bwrap_command(runtime_parent, sys.executable, self.isolation.switch_uid)

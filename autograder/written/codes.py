@@ -15,9 +15,9 @@ import secrets
 from pathlib import Path
 
 from autograder.escape import csv_text, csv_value
+from autograder.out_files import REVIEW_KEY as KEY_DIR
 from autograder.reports.atomic import write_atomic
 
-KEY_DIR = "review-key"
 KEY_HEADER = ("student_code", "student")
 CODE_DIGITS = 6
 

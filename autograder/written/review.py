@@ -17,7 +17,9 @@ the assignment's own text, which means the answer cell itself was deleted.
 
 A page loads nothing: no script, no stylesheet, no external image, no link
 out of the page (see :mod:`autograder.reports.markdown`); the figure a model
-answer refers to is embedded.
+answer refers to is embedded. A student's answer sits in a marked box with its
+headings below the sheet's own, so no answer can pass for another student's
+entry (a ``### S-…`` heading and a score table of its own stay in the box).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from autograder.written.rubric import ROOT, RUBRIC, SOLUTION, TEMPLATE, WrittenQ
 from autograder.written.scores import WrittenScore, scores_csv
 
 PLACEHOLDER = "*Write your answer here.*"
+#: The sheet's own headings are h1 to h3 (a student's code is an h3): an answer's ``#`` starts below them.
+ANSWER_HEADING = 4
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
 
 PAGE = """<!doctype html>
@@ -46,7 +50,9 @@ PAGE = """<!doctype html>
 body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
 header {{ border-bottom: 2px solid #333; margin-bottom: 1.5rem; }}
 section.student {{ border: 1px solid #ccc; border-radius: 6px; padding: 0.5rem 1rem; margin: 1rem 0; }}
-section.student h3 {{ margin: 0.2rem 0; font-family: monospace; }}
+section.student > h3 {{ margin: 0.2rem 0; font-family: monospace; }}
+.answer {{ border-left: 4px solid #c90; background: #fffbf2; padding: 0.1rem 0.8rem; }}
+.answer h4, .answer h5, .answer h6 {{ font-size: 1em; font-style: italic; margin: 0.6rem 0 0.2rem; }}
 .missing {{ color: #a00; font-style: italic; }}
 .note, .omitted, .url {{ color: #666; font-size: 0.9em; }}
 .link {{ text-decoration: underline; }}
@@ -134,7 +140,7 @@ def _answer_html(answer: Answer | None, template_cells: frozenset[str] = frozens
         return ('<p class="missing">No answer (the answer cell was deleted: the cell after the heading '
                 'is the assignment\'s own text).</p>')
     note = '<p class="note">found by its heading (the cell\'s tag was deleted)</p>' if answer.found_by == "heading" else ""
-    return render_markdown(text) + note
+    return f'<div class="answer">{render_markdown(text, first_heading=ANSWER_HEADING)}</div>{note}'
 
 
 def review_page(

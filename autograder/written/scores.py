@@ -4,19 +4,19 @@ The columns are ``SCORE_COLUMNS``: the student's code, the question's id,
 title and maximum (to read, not to fill), the score and a comment. A file
 whose first line names at least ``REQUIRED`` (any order, each once, no other
 column) is read; a spreadsheet's byte-order mark and blank lines are fine.
-An unknown code or question id, a score below 0 or above the question's
-points, a duplicate row or a malformed file is reported; nothing is merged
-unless every row is right.
+A score is digits with at most two decimals (``escape.parse_score``). An
+unknown code or question id, a score that is not such a number or is above
+the question's points, a duplicate row or a malformed file is reported;
+nothing is merged unless every row is right.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.escape import csv_text, csv_value
+from autograder.escape import csv_text, csv_value, parse_score
 from autograder.problems import InputProblems
 from autograder.reports.totals import number
 from autograder.written.rubric import WrittenQuestion
@@ -57,12 +57,9 @@ def _score(raw: str, q: WrittenQuestion) -> float | str | None:
     """The score of a cell, None when blank, or the problem with it."""
     if not raw:
         return None
-    try:
-        score = float(raw)
-    except ValueError:
-        return f"score {raw!r} is not a number"
-    if not math.isfinite(score) or not 0 <= score <= q.points:
-        return f"score {raw} is outside 0…{q.points} for {q.qid}"
+    score = parse_score(raw)
+    if isinstance(score, float) and score > q.points:
+        return f"score {number(score)} is outside 0…{q.points} for {q.qid}"
     return score
 
 

@@ -116,6 +116,11 @@ def scale_tril_from_raw(raw):
     strict = torch.tril(raw, diagonal=-1)
     return strict + torch.diag_embed(torch.exp(torch.diagonal(raw, dim1=-2, dim2=-1)))
 ''', {B1_VALUES, B1_GRAD}),
+    ("B1", "softplus as log(1 + exp) in the input's dtype", '''
+def scale_tril_from_raw(raw):
+    diag = torch.log(1 + torch.exp(raw.diagonal(dim1=-2, dim2=-1)))
+    return torch.tril(raw, diagonal=-1) + torch.diag_embed(diag)
+''', {B1_VALUES}),
     ("B1", "upper triangle kept", '''
 def scale_tril_from_raw(raw):
     diag = raw.diagonal(dim1=-2, dim2=-1)
@@ -216,6 +221,14 @@ def kl_full_gaussian_standard_normal(mu, L):
     trace = L.diagonal(dim1=-2, dim2=-1).sum(-1)
     return 0.5 * (trace + mu.square().sum(-1) - L.shape[-1]) - L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
 ''', {B5_KNOWN, B5_RANDOM, B5_BROADCAST}),
+    ("B4", "log det Σ as the log of a determinant", '''
+def full_gaussian_log_prob(z, mu, L):
+    d = z.shape[-1]
+    diff = (z - mu).unsqueeze(-1)
+    eps = torch.linalg.solve_triangular(L, diff, upper=False).squeeze(-1)
+    log_det = torch.log(torch.linalg.det(L @ L.mT))
+    return -0.5 * (eps.square().sum(-1) + log_det + d * math.log(2 * math.pi))
+''', {B4_VALUES, B4_STABLE}),
     ("B5", "flattened batch: no broadcasting", '''
 def kl_full_gaussian_standard_normal(mu, L):
     d = L.shape[-1]
@@ -239,6 +252,9 @@ MESSAGES = [
     ("exp on the diagonal", "B1", B1_VALUES, f'B1 scale_tril_from_raw — property "{B1_VALUES}" failed (public)',
      ["call     : scale_tril_from_raw(raw=", "(shrunk)", "the diagonal of L differs from the reference",
       "hint     : your diagonal is exp(raw_ii); the contract of B1 asks softplus(raw_ii)"]),
+    ("softplus as log(1 + exp) in the input's dtype", "B1", B1_VALUES, "",
+     ["call     : scale_tril_from_raw(raw=tensor([[[100.", "hint     : your diagonal is log(1 + exp(raw_ii)) computed"]),
+    ("log det Σ as the log of a determinant", "B4", B4_VALUES, "", ["call     : full_gaussian_log_prob(z=", "inf"]),
     ("Lᵀ L", "B2", B2_KNOWN, f'B2 covariance_from_scale_tril — value "{B2_KNOWN}" failed (public)',
      ["call     : covariance_from_scale_tril(L=tensor(", "hint     : your Σ equals Lᵀ L; the contract of B2 asks L Lᵀ"]),
     ("explicit Σ⁻¹ and logdet Σ", "B4", B4_STABLE,

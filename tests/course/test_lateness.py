@@ -98,6 +98,28 @@ def test_a_bad_policy_is_refused_with_its_problem(tmp_path, text, problem):
         policy(tmp_path, text)
 
 
+GOOD = "deadline = 2026-12-01T23:59:00Z\npenalty = 0.1\n"
+
+
+@pytest.mark.parametrize("text, problem", [
+    (GOOD + "x = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+    (GOOD + "cap = 1" + "0" * 5000 + "\n", "a number with too many digits"),
+    ("deadline = 2026-12-01T23:59:00Z\n[penalty]\n" + "1" * 5000 + " = 0.1\n", "not a number of days"),
+    ("deadline = 2026-12-01T23:59:00Z\n[penalty]\n1 = 0.1\n'01' = 0.9\n", "day 1 is given twice"),
+])
+def test_a_hostile_policy_is_one_usage_error_line(tmp_path, capsys, text, problem):
+    from autograder.cli import main
+
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "policy.toml").write_text(text)
+    (tmp_path / "times.csv").write_text("student,timestamp\n")
+    assert main(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--policy",
+                 str(tmp_path / "policy.toml"), "--submitted-at", str(tmp_path / "times.csv")]) == 2
+    said = capsys.readouterr()
+    assert problem in said.out + said.err and "Traceback" not in said.out + said.err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_policy_that_is_not_text_is_refused(tmp_path):
     path = tmp_path / "policy.toml"
     path.write_bytes(b"\xff\xfe\x00deadline")

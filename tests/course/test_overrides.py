@@ -60,8 +60,11 @@ RECORDS = {"ada": ADA, "=bob": record("bob"), "cy": None}
     ("ada,C4.99,1,x,y", "unknown check 'C4.99'"),
     ("ada,C4.3,2.5,x,y", "outside 0…2 for C4.3"),
     ("ada,C4,12,x,y", "outside 0…11 for C4"),
-    ("ada,C4,-1,x,y", "outside 0…11 for C4"),
+    ("ada,C4,-1,x,y", "score '-1' has a minus sign"),
+    ("ada,C4,-0,x,y", "score '-0' has a minus sign"),
     ("ada,C4,nan,x,y", "not a number"),
+    *((f"ada,C4,{cell},x,y", f"score {cell!r} is not a number")
+      for cell in ("-0.004", "1_0", "\uff11", "\u0663", "1e0", "1.234")),
     ("ada,C4,abc,x,y", "not a number"),
     ("ada,C4,1, ,y", "needs a reason"),
     ("ada,C4,1,x", "expected 5 fields"),

@@ -107,3 +107,19 @@ def test_the_ranking_is_the_same_in_every_process(tmp_path):
             for seed in ("1", "2")]
     assert all(r.returncode == 0 for r in runs), [r.stderr[-500:] for r in runs]
     assert runs[0].stdout == runs[1].stdout
+
+
+def test_a_notebook_padded_with_code_is_compared_on_its_first_characters_only():
+    """The fingerprints run in the class's own process, outside every submission's budget: a notebook with
+    nearly 2 MB of code must cost what one at the cap costs, and honest notebooks (far below it) are untouched."""
+    import json
+
+    from autograder.course.similarity import MAX_COMPARED_CHARS, notebook_code
+
+    honest = (ROOT / "examples" / "submissions" / "solution.ipynb").read_bytes()
+    assert len(notebook_code(honest)) < MAX_COMPARED_CHARS // 3
+    padding = "".join(f"def helper_{i}(x):\n    return x + {i}\n\n" for i in range(40_000))  # ~1.7 MB, under the notebook limit
+    padded = json.dumps({"cells": [{"cell_type": "code", "source": padding, "metadata": {}, "outputs": [],
+                                    "execution_count": None}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    code = notebook_code(padded.encode())
+    assert len(code) == MAX_COMPARED_CHARS and padding.startswith(code)

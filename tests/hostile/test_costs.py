@@ -27,7 +27,7 @@ from autograder.sandbox import session as session_module
 from autograder.sandbox.channel import Channel, CpuClock, Meter
 from autograder.sandbox.errors import BrokenReply, StudentCrashed, StudentTimeout
 from autograder.sandbox.process import Limits, Sandbox
-from autograder.sandbox.runtime import wire
+from autograder.sandbox.runtime import frames
 from autograder.sandbox.session import Session, StudentSession
 from tests.hostile.corpus import SOLUTION
 
@@ -86,7 +86,7 @@ def test_a_frame_from_another_process_than_the_channels_is_refused():
     for _ in range(2):
         pid = os.fork()
         if pid == 0:
-            wire.write_frame(theirs.fileno(), {"event": "started"})
+            frames.write_frame(theirs.fileno(), {"event": "started"})
             os._exit(0)
         os.waitpid(pid, 0)
     assert channel.receive(Meter.start(5, 1), "start-up") == {"event": "started"}

@@ -18,7 +18,7 @@ from autograder.checks.framework import QUESTION_SECONDS
 from autograder.local import LocalSession
 from autograder.sandbox import replay
 from autograder.sandbox.errors import BrokenReply
-from autograder.sandbox.runtime import record, wire
+from autograder.sandbox.runtime import frames, record, wire
 from tests.checks.conftest import PRELUDE
 
 STRAIGHT_THROUGH = "straight-through gradient: identity to z_e, nothing to the codebook"
@@ -157,7 +157,7 @@ def test_the_recorded_trace_of_a_call_replays():
     recorder = record.Recorder()
     leaves = {"z_e": Z.clone().requires_grad_(True), "codebook": CB.clone().requires_grad_(True)}
     value = record.call(recorder, leaves, lambda z_e, codebook: (z_e.exp() * codebook[:3]).sum(), [], leaves)
-    trace = wire.loads(json.dumps(record.finish(recorder, value, REQUEST, tuple(leaves.items()))).encode())
+    trace = frames.loads(json.dumps(record.finish(recorder, value, REQUEST, tuple(leaves.items()))).encode())
     (g,) = _grads(trace, value.detach())
     assert torch.allclose(g["z_e"], Z.exp() * CB[:3]) and torch.allclose(g["codebook"][:3], Z.exp())
 

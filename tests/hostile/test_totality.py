@@ -287,7 +287,8 @@ def test_discovery_refuses_links_and_reading_never_follows_one(tmp_path):
     (subs / "notes.txt").symlink_to(outside / "secret.ipynb")  # not a submission at all
     os.mkfifo(subs / "erin.ipynb")  # never opened: a read would block
     found = {s.student: s for s in discovery.discover(subs)}
-    assert sorted(found) == ["alice", "bob", "carol", "dave"]
+    assert sorted(found) == ["alice", "bob", "carol", "dave", "erin"]
+    assert found["erin"].path is None and found["erin"].problem == "erin.ipynb is not a regular file; submit the notebook itself"
     assert found["alice"].path == subs / "alice.ipynb" and found["alice"].problem is None
     assert found["bob"].problem == "bob.ipynb is a symbolic link; submit the notebook itself"
     assert found["carol"].problem == "carol is a symbolic link; submit the notebook itself"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from autograder.sandbox.channel import Channel, wall
 from autograder.sandbox.errors import BrokenReply, StudentCrashed
-from autograder.sandbox.runtime import wire
+from autograder.sandbox.runtime import frames
 
 MESSAGES = st.lists(st.dictionaries(st.sampled_from(["id", "ok", "value"]),
                                     st.one_of(st.integers(-5, 5), st.text(max_size=40), st.none()), min_size=1),
@@ -28,7 +28,7 @@ def _pair(max_bytes: int = 2**16) -> tuple[Channel, socket.socket]:
 @given(MESSAGES, st.lists(st.integers(1, 64), max_size=12))
 def test_frames_come_out_whole_however_the_bytes_were_written(messages, cuts):
     channel, theirs = _pair()
-    data = b"".join(wire.encode_frame(m) for m in messages)
+    data = b"".join(frames.encode_frame(m) for m in messages)
     try:
         at = 0
         for cut in cuts:
@@ -44,7 +44,7 @@ def test_frames_come_out_whole_however_the_bytes_were_written(messages, cuts):
 def test_a_frame_behind_another_waits_in_the_channel_until_asked_for():
     channel, theirs = _pair()
     try:
-        theirs.sendall(wire.encode_frame({"id": 1}) + wire.encode_frame({"id": 2}))
+        theirs.sendall(frames.encode_frame({"id": 1}) + frames.encode_frame({"id": 2}))
         assert channel.receive(wall(5), "test") == {"id": 1}
         theirs.close()  # the second frame was read with the first: the end of the socket does not lose it
         assert channel.receive(wall(5), "test") == {"id": 2}
@@ -57,12 +57,12 @@ def test_a_frame_behind_another_waits_in_the_channel_until_asked_for():
 def test_bytes_of_another_writer_behind_a_frame_break_the_protocol():
     channel, theirs = _pair()
     try:
-        theirs.sendall(wire.encode_frame({"id": 1}))
+        theirs.sendall(frames.encode_frame({"id": 1}))
         assert channel.receive(wall(5), "test") == {"id": 1}  # the channel is bound to this process
         pid = os.fork()
         if pid == 0:
             try:
-                theirs.sendall(wire.encode_frame({"id": 2}))
+                theirs.sendall(frames.encode_frame({"id": 2}))
             finally:
                 os._exit(0)
         os.waitpid(pid, 0)
@@ -76,7 +76,7 @@ def test_bytes_of_another_writer_behind_a_frame_break_the_protocol():
 def test_the_size_limit_holds_for_a_frame_read_ahead():
     channel, theirs = _pair(max_bytes=100)
     try:
-        theirs.sendall(wire.encode_frame({"id": 1}) + wire.encode_frame({"v": "x" * 200}))
+        theirs.sendall(frames.encode_frame({"id": 1}) + frames.encode_frame({"v": "x" * 200}))
         assert channel.receive(wall(5), "test") == {"id": 1}
         with pytest.raises(BrokenReply, match="over the 100-byte limit"):
             channel.receive(wall(5), "test")
@@ -89,8 +89,8 @@ def test_send_writes_the_frames_behind_a_request_in_order():
     channel, theirs = _pair()
     try:
         channel.send({"op": "call", "id": 1}, 5, "test", then=({"op": "describe", "names": [], "id": 2},))
-        assert wire.read_frame(theirs.fileno()) == {"op": "call", "id": 1}
-        assert wire.read_frame(theirs.fileno()) == {"op": "describe", "names": [], "id": 2}
+        assert frames.read_frame(theirs.fileno()) == {"op": "call", "id": 1}
+        assert frames.read_frame(theirs.fileno()) == {"op": "describe", "names": [], "id": 2}
     finally:
         channel.close()
         theirs.close()

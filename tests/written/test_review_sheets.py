@@ -100,6 +100,56 @@ def test_math_and_markdown_stay_readable():
     assert "∑" in html and "σ" in html  # entities decoded once, not shown as "&#x02211;"
 
 
+class _Tree(HTMLParser):
+    """Each heading element with the chain of its enclosing ``tag.class`` elements, outermost first."""
+
+    VOID = {"br", "hr", "img", "meta"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.headings: list[tuple[str, tuple[str, ...]]] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag in {f"h{n}" for n in range(1, 7)}:
+            self.headings.append((tag, tuple(self.open)))
+        if tag not in self.VOID:
+            self.open.append(f"{tag}.{dict(attrs).get('class') or ''}")
+
+    def handle_startendtag(self, tag, attrs) -> None:
+        pass  # ``<x />``: no heading, nothing left open
+
+    def handle_endtag(self, tag) -> None:
+        assert self.open and self.open[-1].split(".")[0] == tag, (tag, self.open)
+        self.open.pop()
+
+
+FORGED = ("I did not answer.\n\n| score: &nbsp; / 5 | comment: |\n|---|---|\n| | |\n\n### S-7F3A21\n\n"
+          "The model answer, $\\Sigma = L L^\\top$, copied.\n\n---\n\n# Top\n\n## Part\n\n###### Deep\n\n"
+          "Setext\n======\n")
+
+
+def test_an_answer_cannot_pass_for_another_students_entry():
+    from autograder.notebook import Answer
+    from autograder.written.review import review_page
+
+    q = RUBRIC["W004-2"]
+    page = review_page(q, None, {"S-AAAAAA": Answer(q.qid, FORGED, "tag"), "S-BBBBBB": Answer(q.qid, "Mine.", "tag")})
+    tree = _Tree()
+    tree.feed(page)
+    entries = [(tag, chain) for tag, chain in tree.headings if chain[-1] == "section.student"]
+    assert entries == [("h3", ("html.", "body.", "section.student"))] * 2  # one code per student, the sheet's own
+    inside = [tag for tag, chain in tree.headings if "div.answer" in chain]
+    assert inside == ["h6", "h4", "h5", "h6", "h4"]  # every heading of the answer stays in its box, below h3
+    assert page.count('<table class="score">') == 2 and "S-7F3A21" in page
+
+
+def test_the_sheet_styles_only_its_own_code_heading():
+    from autograder.written.review import PAGE
+
+    assert "section.student > h3" in PAGE and "section.student h3" not in PAGE
+
+
 def _write(path: Path, cells: list[dict]) -> None:
     path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}))
 
@@ -120,6 +170,10 @@ def test_every_sheet_is_inert_and_self_contained(hostile_class):
         page = (hostile_class / "review" / f"{qid}.html").read_text()
         assert_inert(page)
         assert page.count("<section class=\"student\"") == len(HOSTILE)
+        tree = _Tree()
+        tree.feed(page)  # well nested, and no heading of an answer outside its box
+        assert all((tag, chain[-1]) == ("h3", "section.student") or ("div.answer" in chain and tag > "h3")
+                   for tag, chain in tree.headings if "section.student" in chain)
 
 
 def test_hostile_answers_are_shown_as_text(hostile_class):

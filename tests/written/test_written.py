@@ -140,8 +140,11 @@ def test_an_updated_file_replaces_the_previous_merge(graded_class, tmp_path):
         ([["S-NOBODY", "W004-3.5", "1", ""]], "unknown student code 'S-NOBODY'"),
         ([["{alice}", "W999-1", "1", ""]], "unknown question id 'W999-1'"),
         ([["{alice}", "W004-3.5", "6", ""]], "score 6 is outside 0…5 for W004-3.5"),
-        ([["{alice}", "W004-3.5", "-1", ""]], "score -1 is outside 0…5 for W004-3.5"),
+        ([["{alice}", "W004-3.5", "-1", ""]], "score '-1' has a minus sign"),
+        ([["{alice}", "W004-3.5", "-0", ""]], "score '-0' has a minus sign"),
         ([["{alice}", "W004-3.5", "four", ""]], "score 'four' is not a number"),
+        *(([["{alice}", "W004-3.5", cell, ""]], f"score {cell!r} is not a number")
+          for cell in ("1_0", "0_1", "\uff11", "\u0663", "1e0", "inf", "1.234", "+1", "1,5")),
         ([["{alice}", "W004-3.5", "1", ""], ["{alice}", "W004-3.5", "2", ""]], "a second row for"),
         ([["{alice}", "W004-3.5", "1"]], "expected 4 fields, found 3"),
     ],

@@ -28,7 +28,7 @@ import tempfile
 
 import torch
 
-from . import child, procs, wire
+from . import child, frames, procs
 
 torch.set_num_threads(1)
 # Preloaded once so that no student pays for them (and so that they load
@@ -64,8 +64,8 @@ def _fork_request(control: socket.socket) -> tuple[dict, int]:
     header, fds, _, _ = socket.recv_fds(control, _HEADER_BYTES, 1)
     if not header:
         raise EOFError("the grader closed the control channel")
-    header += wire.read_exactly(control.fileno(), _HEADER_BYTES - len(header))
-    request = json.loads(wire.read_exactly(control.fileno(), int.from_bytes(header, "big")))
+    header += frames.read_exactly(control.fileno(), _HEADER_BYTES - len(header))
+    request = json.loads(frames.read_exactly(control.fileno(), int.from_bytes(header, "big")))
     if len(fds) != 1:
         raise RuntimeError("a fork request without its channel")
     return request, fds[0]
@@ -77,7 +77,7 @@ def main() -> None:
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.close(devnull)
-    wire.write_frame(control.fileno(), {"event": "ready", "python": sys.version.split()[0], "torch": torch.__version__})
+    frames.write_frame(control.fileno(), {"event": "ready", "python": sys.version.split()[0], "torch": torch.__version__})
     while True:
         try:
             request, channel = _fork_request(control)
@@ -93,7 +93,7 @@ def main() -> None:
             try:
                 control.close()  # before any student code: the child never sees the control channel
                 child.become_student(limits, scratch)
-                wire.write_frame(channel, {"event": "started"})
+                frames.write_frame(channel, {"event": "started"})
                 child.serve(channel, channel)
             finally:
                 os._exit(70)
@@ -102,7 +102,7 @@ def main() -> None:
         if uid is not None:
             procs.kill_uids({uid})
         shutil.rmtree(scratch, ignore_errors=True)
-        wire.write_frame(control.fileno(), {"event": "exited", "status": _status(status)})
+        frames.write_frame(control.fileno(), {"event": "exited", "status": _status(status)})
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import torch
 from torch import distributions as D
 
-from . import guard, wire
+from . import frames, guard, wire
 
 MAX_CALLBACKS = 64  # callables passed to the grader in one question
 
@@ -199,13 +199,13 @@ def link(rfd: int, wfd: int, request_id: Any) -> Callable[..., Any]:
     call-backs while waiting, return its answer."""
 
     def ask(message: dict[str, Any], call_back: Callable[[Any], dict[str, Any]]) -> Any:
-        wire.write_frame(wfd, {**message, "id": request_id})
+        frames.write_frame(wfd, {**message, "id": request_id})
         while True:
-            frame = wire.read_frame(rfd)
+            frame = frames.read_frame(rfd)
             if "answer" in frame:
                 return frame["answer"]
             if "call_back" not in frame:
                 raise OracleError("the grader sent a frame that answers nothing")
-            wire.write_frame(wfd, {**call_back(frame["call_back"]), "id": request_id})
+            frames.write_frame(wfd, {**call_back(frame["call_back"]), "id": request_id})
 
     return ask

@@ -1,8 +1,9 @@
 """The student process: drops privileges, runs notebook cells, answers calls.
 
 It holds nothing but the student's code and the arguments of the current
-call. Every answer is plain data (``wire``); the grader decides what it is
-worth. Operations::
+call. Every answer is plain data (``wire``; what student code printed, raised
+or defined is described by ``outcome``); the grader decides what it is worth.
+Operations::
 
     {"op": "run_cell", "index": i, "source": str, "seed": int}
         → {"ok": bool, "error": error | null, "output": str}
@@ -35,8 +36,6 @@ from __future__ import annotations
 
 import builtins
 import ctypes
-import inspect
-import io
 import json
 import os
 import random
@@ -46,48 +45,15 @@ import socket
 import struct
 import sys
 import tempfile
-import traceback
 from typing import Any, Callable
 
 import torch
 
-from . import builders, carry, confine, frames, guard, record, seccomp, wire
+from . import builders, carry, confine, frames, guard, outcome, record, seccomp, wire
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
-_KEEP_CHARS = 4000
 SCRATCH_BYTES = 256 * 2**20  # the student's tmpfs scratch (and /dev/shm), taken out of its memory limit
-
-
-class BoundedText(io.TextIOBase):
-    """A text sink that keeps the first and last few thousand characters written."""
-
-    def __init__(self) -> None:
-        self.head: list[str] = []
-        self.tail = ""
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, s: str) -> int:
-        s = str(s)
-        if self.size < _KEEP_CHARS:
-            self.head.append(s[: _KEEP_CHARS - self.size])
-        self.size += len(s)
-        self.tail = (self.tail + s[-_KEEP_CHARS:])[-_KEEP_CHARS:]
-        return len(s)
-
-    def take(self) -> str:
-        head = "".join(self.head)
-        if self.size > len(head):
-            omitted = self.size - len(head) - min(len(self.tail), self.size - len(head))
-            tail = self.tail[-(self.size - len(head)) :]
-            text = head + (f"\n… [{omitted} characters omitted] …\n" if omitted > 0 else "") + tail
-        else:
-            text = head
-        self.head, self.tail, self.size = [], "", 0
-        return text
 
 
 def become_student(limits: dict[str, Any], scratch: str) -> None:
@@ -140,41 +106,6 @@ def _vm_size_bytes() -> int:
     return 0
 
 
-def _error(exc: BaseException) -> dict[str, str]:
-    """Describe a student exception without trusting its methods."""
-    try:
-        kind = str(type(exc).__name__)
-    except BaseException:  # noqa: BLE001 - nor a hostile metaclass
-        kind = "Exception"
-    try:
-        message = str(exc)[:2000]
-    except BaseException:  # noqa: BLE001 - a hostile __str__ must not break the reply
-        message = "<the exception's message could not be printed>"
-    try:
-        frames = traceback.extract_tb(exc.__traceback__)
-        student = [f for f in frames if f.filename.startswith("<cell")]
-        lines = traceback.format_list(student[-3:])
-        trace = "".join(lines)[-3000:]
-    except BaseException:  # noqa: BLE001
-        trace = ""
-    return {"type": str(kind)[:100], "message": message, "traceback": trace}
-
-
-def _describe(namespace: dict[str, Any], name: str) -> str:
-    if name not in namespace:
-        return "missing"
-    value = namespace[name]
-    try:
-        if not inspect.isfunction(value):
-            return str(type(value).__name__)
-    except BaseException:  # noqa: BLE001 - a hostile __class__ or metaclass must not break the reply
-        return "an object that could not be described"
-    try:
-        return f"function{inspect.signature(value)}"
-    except BaseException:  # noqa: BLE001 - nor a hostile __signature__ / __wrapped__
-        return "function(...)"
-
-
 class Responder:
     """Answers requests against one namespace (in the sandbox, or in a student's own kernel).
 
@@ -186,7 +117,7 @@ class Responder:
     def __init__(self, namespace: dict[str, Any] | None = None, observe: bool = False, devices: bool = True) -> None:
         self.namespace = namespace if namespace is not None else {"__name__": "__main__", "__builtins__": builtins}
         self._torch_seed = torch.manual_seed if devices else torch.default_generator.manual_seed
-        self.output = BoundedText()
+        self.output = outcome.BoundedText()
         self.observer = carry.Observer() if observe else None
         #: In a worker: request id → the link that asks the grader mid-call (``carry``); None elsewhere.
         self.link_to: Callable[[Any], Callable[..., Any]] | None = None
@@ -209,17 +140,17 @@ class Responder:
             code = compile(request["source"], f"<cell {request['index']}>", "exec")
             exec(code, self.namespace)  # noqa: S102 - running student code is this process's job
         except BaseException as exc:  # noqa: BLE001 - SystemExit and friends cost only this cell
-            error = _error(exc)
+            error = outcome.error(exc)
         return {"ok": error is None, "error": error, "output": self.output.take()}
 
     def describe(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"names": {n: _describe(self.namespace, n) for n in request["names"]}}
+        return {"names": {n: outcome.describe(self.namespace, n) for n in request["names"]}}
 
     def get(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
             return {"ok": True, "value": wire.encode(self.namespace[request["name"]], lenient=True)}
         except BaseException as exc:  # noqa: BLE001
-            return {"ok": False, "error": _error(exc)}
+            return {"ok": False, "error": outcome.error(exc)}
 
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
         observer = self.observer
@@ -265,7 +196,7 @@ class Responder:
                 again = wire.encode(guard.plain(fn(*args, **kwargs)), lenient=True)
         except BaseException as exc:  # noqa: BLE001
             self.output.take()
-            return {"ok": False, "error": _error(exc)}
+            return {"ok": False, "error": outcome.error(exc)}
         self.output.take()
         return {"ok": True, "value": encoded, "trace": trace, "args_after": after, "again": again}
 
@@ -317,11 +248,11 @@ def _receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
     header, fds, _, _ = socket.recv_fds(sock, 8, 2)
     if not header:
         raise EOFError("the grader closed the channel")
-    header += wire.read_exactly(sock.fileno(), 8 - len(header))
+    header += frames.read_exactly(sock.fileno(), 8 - len(header))
     (size,) = struct.unpack("!Q", header)
-    if size > wire.MAX_FRAME_BYTES:
+    if size > frames.MAX_FRAME_BYTES:
         raise EOFError("a frame too large")
-    request = json.loads(wire.read_exactly(sock.fileno(), size))
+    request = json.loads(frames.read_exactly(sock.fileno(), size))
     return (request if isinstance(request, dict) else {}), fds
 
 
@@ -350,7 +281,7 @@ def _template(channel: int, responder: Responder, worker: int | None) -> None:
         op = request.get("op")
         if op == "reap":
             status, worker = _reap(worker), None
-            wire.write_frame(channel, {"event": "reaped", "status": status})
+            frames.write_frame(channel, {"event": "reaped", "status": status})
         elif op == "fork" and len(fds) == 1:
             _reap(worker)
             try:
@@ -358,13 +289,13 @@ def _template(channel: int, responder: Responder, worker: int | None) -> None:
             except OSError:
                 os.close(fds[0])
                 worker = None
-                wire.write_frame(channel, {"event": "forked", "ok": False})
+                frames.write_frame(channel, {"event": "forked", "ok": False})
                 continue
             if worker == 0:
                 sock.close()
                 _work(fds[0], fds[0], responder)
             os.close(fds[0])
-            wire.write_frame(channel, {"event": "forked", "ok": True})
+            frames.write_frame(channel, {"event": "forked", "ok": True})
         else:
             os._exit(0)
 
@@ -374,7 +305,7 @@ def _work(rfd: int, wfd: int, responder: Responder) -> None:
     try:
         pid = os.getpid()
         frozen: list[int] = []  # its snapshots, reaped once the grader has let them go
-        wire.write_frame(wfd, {"event": "started"})
+        frames.write_frame(wfd, {"event": "started"})
         sock = socket.socket(fileno=rfd)
         responder.link_to = lambda request_id: carry.link(rfd, wfd, request_id)
         while True:
@@ -387,15 +318,15 @@ def _work(rfd: int, wfd: int, responder: Responder) -> None:
                     child = os.fork()
                 except OSError as exc:
                     os.close(fds[0])
-                    wire.write_frame(wfd, {"id": request.get("id"), "ok": False, "error": _error(exc)})
+                    frames.write_frame(wfd, {"id": request.get("id"), "ok": False, "error": outcome.error(exc)})
                     continue
                 if child == 0:
                     sock.close()
-                    wire.write_frame(fds[0], {"event": "frozen"})
+                    frames.write_frame(fds[0], {"event": "frozen"})
                     _template(fds[0], responder, None)
                 os.close(fds[0])
                 frozen.append(child)
-                wire.write_frame(wfd, {"id": request.get("id"), "ok": True})
+                frames.write_frame(wfd, {"id": request.get("id"), "ok": True})
                 continue
             for fd in fds:
                 os.close(fd)
@@ -403,7 +334,7 @@ def _work(rfd: int, wfd: int, responder: Responder) -> None:
             if os.getpid() != pid:
                 os._exit(0)  # a process the student forked came back here: it may not answer
             reply["id"] = request.get("id")
-            wire.write_frame(wfd, reply)
+            frames.write_frame(wfd, reply)
     finally:
         os._exit(70)
 
@@ -418,4 +349,4 @@ def _running(child: int) -> bool:
 
 #: Taken at import, in the zygote before any student code (a list, so that taking it adds no name to check).
 _SNAPSHOT: list[guard.Snapshot] = []
-_SNAPSHOT.append(guard.Snapshot((sys.modules[__name__], wire, frames, builders, guard, carry)))
+_SNAPSHOT.append(guard.Snapshot((sys.modules[__name__], wire, frames, outcome, builders, guard, carry)))

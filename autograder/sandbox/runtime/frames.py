@@ -1,10 +1,10 @@
 """Length-prefixed JSON frames between the grader and the student process, and the strict parsing of one.
 
-Both sides use these through ``wire``. A frame is an 8-byte big-endian length
-and a JSON object. Text is made valid where it enters (``loads``): a lone
-surrogate becomes its backslash escape, so every string the grader holds can
-be written as UTF-8; a frame of more than ``FRAME_ITEMS`` values is refused
-before it is parsed.
+Both sides import them from here (``wire`` encodes the values inside). A frame
+is an 8-byte big-endian length and a JSON object. Text is made valid where it
+enters (``loads``): a lone surrogate becomes its backslash escape, so every
+string the grader holds can be written as UTF-8; a frame of more than
+``FRAME_ITEMS`` values is refused before it is parsed.
 """
 
 from __future__ import annotations

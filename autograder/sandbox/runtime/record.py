@@ -35,7 +35,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import guard, wire
 
-MAX_OPS = 50_000  # a Python loop over the 4000 samples of E4 fits; so does its frame (frames.FRAME_ITEMS)
+MAX_OPS = 50_000  # per call; a trace this long fits a frame (frames.FRAME_ITEMS). A gradient check whose call passes
+# it asks again with its samples split over calls (checks.stats.mean_gradients): a loop of ~55 ops a sample fits
 MAX_ELEMENTS = 2**23  # elements of constants, taken outputs and node gradients in one trace
 TAKEN = frozenset({"empty", "empty_like", "empty_strided", "empty_permuted", "new_empty", "new_empty_strided"})
 _FUNCTION_APPLY = torch.autograd.function.Function.__dict__["apply"].__func__
@@ -44,6 +45,11 @@ _ACTIVE: list[Recorder] = []  # the recorder of the current call (at most one)
 
 class _Overflow(Exception):
     """The trace would pass one of its limits."""
+
+
+class GradientNotReplayed(Exception):
+    """Raised into a recorded call once it passes ``MAX_OPS``: its gradient cannot be replayed, so the call stops
+    there rather than running on at the dispatcher's cost (the check that asked may ask again, smaller)."""
 
 
 def _address(tensor: torch.Tensor) -> int:
@@ -160,6 +166,8 @@ class Recorder(TorchDispatchMode):
                 self._record(func, args, kwargs, result)
             except _Overflow as exc:
                 self.overflow = str(exc)
+                if len(self.ops) >= MAX_OPS:
+                    raise GradientNotReplayed(f"the computation is too large to replay ({exc})") from None
         return result
 
     def _record(self, func: Any, args: Any, kwargs: Any, result: Any) -> None:

@@ -2,10 +2,10 @@
 
 Both sides import this module: the grader to encode arguments and decode
 replies, the student process to decode arguments and encode return values.
-Frames are length-prefixed JSON (``frames``, whose names this module passes
-on, so both sides know the whole protocol as ``wire``). Decoding is strict,
-bounded and total: a hostile reply can make a check fail, never make the
-grader run code, run out of memory or raise anything but ``WireError``.
+Frames are length-prefixed JSON (``frames``, whose ``WireError`` this module
+raises too). Decoding is strict, bounded and total: a hostile reply can make a
+check fail, never make the grader run code, run out of memory or raise
+anything but ``WireError``.
 
 Encoding (JSON values, tags start with ``$``)::
 
@@ -23,7 +23,7 @@ Encoding (JSON values, tags start with ``$``)::
 Item budget (helper E, issue 11): one encoded or decoded value holds at most ``MAX_ITEMS``
 values (a tensor counts as one). A container's length is checked before it is walked, so a
 12 M-element tuple costs the student side one ``len`` (it is sent as ``$big``) and the grader
-nothing; ``loads`` refuses a frame whose structure is larger before parsing it.
+nothing; ``frames.loads`` refuses a frame whose structure is larger before parsing it.
 """
 
 from __future__ import annotations
@@ -35,17 +35,7 @@ from typing import Any
 
 import torch
 
-from .frames import (  # noqa: F401 - passed on: both sides use the frames as ``wire.*``
-    MAX_FRAME_BYTES,
-    WireError,
-    encode_frame,
-    loads,
-    read_exactly,
-    read_frame,
-    valid_strings,
-    valid_text,
-    write_frame,
-)
+from .frames import WireError, valid_text
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
