@@ -10,6 +10,7 @@ unique (``student_dir``); students whose folders would still be one folder
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import hashlib
@@ -148,7 +149,9 @@ def folder_clashes(students: Iterable[str], fold_case: bool = True) -> dict[str,
 
 
 def folds_case(folder: Path) -> bool:
-    """Whether ``folder``'s file system takes names that differ only in case for one name (``folder`` is made)."""
+    """Whether ``folder``'s file system takes names that differ only in case for one name (the folders made
+    for the probe are removed again)."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     fd, probe = tempfile.mkstemp(prefix=".case-probe-", dir=folder)
     os.close(fd)
@@ -156,6 +159,9 @@ def folds_case(folder: Path) -> bool:
         return os.path.exists(os.path.join(folder, os.path.basename(probe).upper()))
     finally:
         os.unlink(probe)
+        for path in made:  # innermost first; one that another process filled meanwhile stays
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def _no_notebook(folder: Path) -> str:

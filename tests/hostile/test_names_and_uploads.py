@@ -228,6 +228,8 @@ def test_names_equal_but_for_case_are_both_graded_where_the_output_keeps_them_ap
 
 def test_the_case_probe_tells_a_folding_file_system_and_leaves_nothing(tmp_path, monkeypatch):
     out = tmp_path / "out"
+    assert discovery.folds_case(out / "a" / "b") is False and not out.exists()  # nothing left of the probe
+    out.mkdir()
     assert discovery.folds_case(out) is False and list(out.iterdir()) == []
     monkeypatch.setattr(discovery.os.path, "exists", lambda path: True)  # what a folding file system answers
     assert discovery.folds_case(out) is True and list(out.iterdir()) == []
